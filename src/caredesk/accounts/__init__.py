@@ -1,0 +1,1 @@
+"""Accounts (tenants), agents, teams, inboxes and API tokens."""

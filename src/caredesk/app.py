@@ -1,0 +1,169 @@
+"""Wiring: builds the services for one process and the ASGI app. The only place that picks adapters."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+from caredesk.conversations.delivery import deliver_message
+from caredesk.conversations.pipeline import Pipeline, wake_job
+from caredesk.platform.bus import EventHub, make_bus
+from caredesk.platform.db import Database
+from caredesk.platform.jobs import JobRegistry
+from caredesk.platform.storage import LocalDiskStorage
+from caredesk.platform.worker import Worker
+from caredesk.services import Services
+from caredesk.settings import Settings, get_settings
+from caredesk.web import problems
+from caredesk.web.limits import BodyLimitMiddleware, RateLimiter, RateLimitMiddleware
+
+log = logging.getLogger(__name__)
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "connect-src 'self' ws: wss:; frame-ancestors 'self'; base-uri 'self'; form-action 'self'; object-src 'none'"
+)
+
+
+def build_registry(pipeline: Pipeline) -> JobRegistry:
+    registry = JobRegistry()
+    registry.add("message.process", pipeline.run)
+    registry.add("message.deliver", deliver_message)
+    registry.add("conversation.wake", wake_job)
+    return registry
+
+
+def build_pipeline() -> Pipeline:
+    """The steps after a customer's message is stored. Domains above conversations plug in here."""
+    pipeline = Pipeline()
+    for hook in _pipeline_hooks():
+        hook(pipeline)
+    return pipeline
+
+
+def _pipeline_hooks() -> list[Any]:
+    hooks: list[Any] = []
+    # Each domain exposes `install(pipeline)`; a domain that is not built yet is simply absent.
+    for module in ("caredesk.ai.jobs", "caredesk.automation.jobs", "caredesk.routing.jobs", "caredesk.care.jobs"):
+        try:
+            mod = __import__(module, fromlist=["install"])
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and module.startswith(exc.name):
+                continue
+            raise
+        hooks.append(mod.install)
+    return hooks
+
+
+def build_services(settings: Settings, *, embedded_worker: bool | None = None) -> Services:
+    db = Database(settings.database_url)
+    bus = make_bus(settings.redis_url)
+    hub = EventHub(db, bus)
+    pipeline = build_pipeline()
+    registry = build_registry(pipeline)
+    storage = LocalDiskStorage(settings.data_dir / "attachments")
+    svc = Services(settings=settings, db=db, bus=bus, hub=hub, registry=registry, storage=storage)
+    svc.extras["pipeline"] = pipeline
+    svc.extras["login_limiter"] = RateLimiter(settings.login_attempts_per_minute)
+    db.after_commit.append(hub.on_commit)
+    run_worker = settings.embedded_worker if embedded_worker is None else embedded_worker
+    if run_worker:
+        svc.worker = Worker(db, registry, svc, lease_seconds=settings.job_lease_seconds, poll_seconds=settings.job_poll_seconds)
+        db.after_commit.append(svc.worker.on_commit)
+    _install_channels(svc)
+    return svc
+
+
+def _install_channels(svc: Services) -> None:
+    """Channel adapters register their senders and job handlers here (only app.py picks adapters)."""
+    try:
+        from caredesk.channels import install as install_channels
+    except ImportError:
+        return
+    install_channels(svc)
+
+
+class SecurityHeaders(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    svc = services or build_services(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import asyncio
+
+        from caredesk.migrate import upgrade
+
+        upgrade(svc.db)
+        await svc.bus.start()
+        task = asyncio.create_task(svc.worker.run()) if svc.worker else None
+        try:
+            yield
+        finally:
+            if svc.worker:
+                svc.worker.stop()
+            if task:
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(task, timeout=15)
+            await svc.bus.stop()
+            svc.db.close()
+
+    app = FastAPI(
+        title="Caredesk API",
+        version="1",
+        description="One inbox, one customer, one timeline. Errors are application/problem+json (RFC 9457).",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        openapi_url="/api/v1/openapi.json",
+        redoc_url=None,
+    )
+    app.state.services = svc
+    problems.install(app)
+
+    from caredesk.web.api import accounts, auth, contacts, conversations, inbound
+    from caredesk.web import realtime
+
+    for module in (auth, accounts, contacts, conversations, inbound, realtime):
+        app.include_router(module.router)
+    _include_optional(app, svc)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok", "database": svc.db.dialect, "bus": type(svc.bus).__name__})
+
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(RateLimitMiddleware, limiter=RateLimiter(settings.rate_limit_per_minute), exempt_prefixes=("/healthz", "/static"))
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, upload_max_bytes=settings.max_upload_bytes,
+                       upload_prefixes=("/api/v1/uploads", "/widget/api/uploads"))
+    return app
+
+
+def _include_optional(app: FastAPI, svc: Services) -> None:
+    """Routers of parts that plug in (channels' webhooks, the widget, the agent workspace)."""
+    for module in ("caredesk.channels.routes", "caredesk.web.widget", "caredesk.ui.routes", "caredesk.web.api.knowledge", "caredesk.web.api.automation"):
+        try:
+            mod = __import__(module, fromlist=["router"])
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and module.startswith(exc.name):
+                continue
+            raise
+        if hasattr(mod, "setup"):
+            mod.setup(app, svc)
+        else:
+            app.include_router(mod.router)

@@ -1,0 +1,1 @@
+"""Contacts: one person across every channel, reached through identities."""

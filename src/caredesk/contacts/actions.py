@@ -1,0 +1,250 @@
+"""Contacts: resolve identities, edit, search, merge and un-merge (recorded and reversible)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from caredesk.accounts.actors import Actor
+from caredesk.contacts.identities import normalize_identity
+from caredesk.contacts.models import Contact, ContactMerge, Identity
+from caredesk.platform.audit import audit
+from caredesk.platform.db import RetryTransaction, insert_ignoring_conflicts
+from caredesk.platform.errors import Conflict, Invalid, NotFound
+from caredesk.platform.events import record_event
+from caredesk.platform.models import utcnow
+
+
+def contact_json(c: Contact, identities: list[Identity] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": c.id,
+        "name": c.name,
+        "email": c.email,
+        "phone": c.phone,
+        "language": c.language,
+        "vip": c.vip,
+        "attributes": c.attributes,
+        "facts": c.facts,
+        "labels": c.labels,
+        "merged_into_id": c.merged_into_id,
+        "created_at": c.created_at.isoformat() + "Z",
+    }
+    if identities is not None:
+        out["identities"] = [
+            {"id": i.id, "kind": i.kind, "value": i.value, "verified": i.verified} for i in identities
+        ]
+    return out
+
+
+def find_contact_by_identity(session: Session, account_id: int, kind: str, value: str) -> int | None:
+    return session.execute(
+        select(Identity.contact_id).where(Identity.account_id == account_id, Identity.kind == kind, Identity.value == value)
+    ).scalar()
+
+
+def resolve_identity(
+    session: Session,
+    account_id: int,
+    kind: str,
+    value: str,
+    *,
+    name: str | None = None,
+    verified: bool = False,
+) -> tuple[int, bool]:
+    """The contact for an identity, creating both when new. Returns (contact_id, created).
+
+    Concurrent first messages from one new person: the unique (account, kind, value) constraint
+    lets exactly one transaction create the identity; the loser retries and finds it.
+    """
+    existing = find_contact_by_identity(session, account_id, kind, value)
+    if existing is not None:
+        return existing, False
+    now = utcnow()
+    contact_id = session.execute(
+        Contact.__table__.insert()  # type: ignore[attr-defined]
+        .values(
+            account_id=account_id,
+            name=(name or "").strip()[:200],
+            email=value if kind == "email" else None,
+            phone=value if kind in ("phone", "whatsapp") else None,
+            attributes={},
+            facts={},
+            labels=[],
+            vip=False,
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(Contact.id)
+    ).scalar_one()
+    ident = session.execute(
+        insert_ignoring_conflicts(session, Identity.__table__, "account_id", "kind", "value")  # type: ignore[arg-type]
+        .values(account_id=account_id, contact_id=contact_id, kind=kind, value=value, verified=verified, created_at=now)
+        .returning(Identity.id)
+    ).scalar()
+    if ident is None:
+        raise RetryTransaction("identity created concurrently")
+    return contact_id, True
+
+
+def get_contact(session: Session, account_id: int, contact_id: int) -> Contact:
+    c = session.get(Contact, contact_id)
+    if c is None or c.account_id != account_id:
+        raise NotFound("contact not found")
+    return c
+
+
+def identities_of(session: Session, contact_ids: list[int]) -> dict[int, list[Identity]]:
+    out: dict[int, list[Identity]] = {c: [] for c in contact_ids}
+    if contact_ids:
+        for ident in session.execute(select(Identity).where(Identity.contact_id.in_(contact_ids)).order_by(Identity.id)).scalars():
+            out[ident.contact_id].append(ident)
+    return out
+
+
+def create_contact(session: Session, actor: Actor, data: dict[str, Any]) -> Contact:
+    now = utcnow()
+    c = Contact(
+        account_id=actor.account_id,
+        name=(data.get("name") or "").strip(),
+        language=data.get("language"),
+        vip=bool(data.get("vip", False)),
+        attributes=data.get("attributes") or {},
+        labels=sorted(set(data.get("labels") or [])),
+        facts={},
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(c)
+    session.flush()
+    for kind, key in (("email", "email"), ("phone", "phone")):
+        if data.get(key):
+            add_identity(session, actor, c.id, kind, data[key], verified=False, emit=False)
+    audit(session, actor.account_id, actor.audit_ref, "contact.created", "contact", c.id)
+    record_event(session, actor.account_id, "contact.updated", contact_json(c), contact_id=c.id)
+    return c
+
+
+def add_identity(
+    session: Session, actor: Actor, contact_id: int, kind: str, value: str, *, verified: bool = False, emit: bool = True
+) -> Identity:
+    c = get_contact(session, actor.account_id, contact_id)
+    norm = normalize_identity(kind, value)
+    owner = find_contact_by_identity(session, actor.account_id, kind, norm)
+    if owner is not None and owner != contact_id:
+        raise Conflict(f"this {kind} belongs to another contact; merge the two contacts instead", contact_id=owner)
+    if owner == contact_id:
+        ident = session.execute(
+            select(Identity).where(Identity.account_id == actor.account_id, Identity.kind == kind, Identity.value == norm)
+        ).scalar_one()
+        return ident
+    ident = Identity(account_id=actor.account_id, contact_id=contact_id, kind=kind, value=norm, verified=verified)
+    session.add(ident)
+    if kind == "email" and not c.email:
+        c.email = norm
+    if kind in ("phone", "whatsapp") and not c.phone:
+        c.phone = norm
+    session.flush()
+    audit(session, actor.account_id, actor.audit_ref, "contact.identity_added", "contact", contact_id, {"kind": kind})
+    if emit:
+        record_event(session, actor.account_id, "contact.updated", contact_json(c), contact_id=c.id)
+    return ident
+
+
+def update_contact(session: Session, actor: Actor, contact_id: int, changes: dict[str, Any]) -> Contact:
+    c = get_contact(session, actor.account_id, contact_id)
+    if c.merged_into_id is not None:
+        raise Conflict("this contact was merged into another", contact_id=c.merged_into_id)
+    for key in ("name", "language", "vip"):
+        if key in changes:
+            setattr(c, key, changes[key])
+    if "attributes" in changes:
+        c.attributes = {**c.attributes, **changes["attributes"]}
+    if "labels" in changes:
+        c.labels = sorted(set(changes["labels"]))
+    c.updated_at = utcnow()
+    audit(session, actor.account_id, actor.audit_ref, "contact.updated", "contact", c.id, changes)
+    record_event(session, actor.account_id, "contact.updated", contact_json(c), contact_id=c.id)
+    return c
+
+
+def remember_facts(session: Session, account_id: int, contact_id: int, facts: dict[str, Any]) -> None:
+    """Facts the customer gave (order number, email, address) are kept on the contact and reused."""
+    c = get_contact(session, account_id, contact_id)
+    merged = {**c.facts, **{k: v for k, v in facts.items() if v not in (None, "")}}
+    if merged != c.facts:
+        c.facts = merged
+        c.updated_at = utcnow()
+
+
+def search_contacts(session: Session, account_id: int, q: str | None, limit: int, before_id: int | None) -> list[Contact]:
+    stmt = select(Contact).where(Contact.account_id == account_id, Contact.merged_into_id.is_(None))
+    if q:
+        like = f"%{q.strip().lower()}%"
+        sub = select(Identity.contact_id).where(Identity.account_id == account_id, func.lower(Identity.value).like(like))
+        stmt = stmt.where(or_(func.lower(Contact.name).like(like), Contact.id.in_(sub)))
+    if before_id:
+        stmt = stmt.where(Contact.id < before_id)
+    return list(session.execute(stmt.order_by(Contact.id.desc()).limit(limit)).scalars())
+
+
+def merge_contacts(session: Session, actor: Actor, survivor_id: int, merged_id: int) -> ContactMerge:
+    """Move identities and conversations of `merged_id` onto `survivor_id`, recording what moved."""
+    from caredesk.conversations.models import Conversation  # conversations sit above contacts
+
+    if survivor_id == merged_id:
+        raise Invalid("cannot merge a contact into itself")
+    survivor = get_contact(session, actor.account_id, survivor_id)
+    merged = get_contact(session, actor.account_id, merged_id)
+    if survivor.merged_into_id or merged.merged_into_id:
+        raise Conflict("one of these contacts is already merged")
+    ident_ids = list(session.execute(select(Identity.id).where(Identity.contact_id == merged.id)).scalars())
+    conv_ids = list(session.execute(select(Conversation.id).where(Conversation.contact_id == merged.id)).scalars())
+    before = {"survivor": {"facts": survivor.facts, "labels": survivor.labels, "email": survivor.email, "phone": survivor.phone}}
+    session.execute(update(Identity).where(Identity.id.in_(ident_ids)).values(contact_id=survivor.id))
+    session.execute(update(Conversation).where(Conversation.id.in_(conv_ids)).values(contact_id=survivor.id))
+    survivor.facts = {**merged.facts, **survivor.facts}
+    survivor.labels = sorted(set(survivor.labels) | set(merged.labels))
+    survivor.email = survivor.email or merged.email
+    survivor.phone = survivor.phone or merged.phone
+    survivor.name = survivor.name or merged.name
+    merged.merged_into_id = survivor.id
+    rec = ContactMerge(
+        account_id=actor.account_id,
+        survivor_id=survivor.id,
+        merged_id=merged.id,
+        moved={"identities": ident_ids, "conversations": conv_ids, **before},
+    )
+    session.add(rec)
+    session.flush()
+    audit(
+        session, actor.account_id, actor.audit_ref, "contact.merged", "contact", survivor.id,
+        {"merged_id": merged.id, "merge_id": rec.id, "identities": ident_ids, "conversations": conv_ids},
+    )
+    record_event(session, actor.account_id, "contact.merged", {"survivor_id": survivor.id, "merged_id": merged.id, "merge_id": rec.id}, contact_id=survivor.id)
+    return rec
+
+
+def unmerge_contacts(session: Session, actor: Actor, merge_id: int) -> ContactMerge:
+    from caredesk.conversations.models import Conversation
+
+    rec = session.get(ContactMerge, merge_id)
+    if rec is None or rec.account_id != actor.account_id:
+        raise NotFound("merge not found")
+    if rec.undone_at is not None:
+        raise Conflict("this merge was already undone")
+    survivor = get_contact(session, actor.account_id, rec.survivor_id)
+    merged = get_contact(session, actor.account_id, rec.merged_id)
+    session.execute(update(Identity).where(Identity.id.in_(rec.moved.get("identities", []))).values(contact_id=merged.id))
+    session.execute(update(Conversation).where(Conversation.id.in_(rec.moved.get("conversations", []))).values(contact_id=merged.id))
+    prev = rec.moved.get("survivor", {})
+    survivor.facts = prev.get("facts", survivor.facts)
+    survivor.labels = prev.get("labels", survivor.labels)
+    survivor.email = prev.get("email", survivor.email)
+    survivor.phone = prev.get("phone", survivor.phone)
+    merged.merged_into_id = None
+    rec.undone_at = utcnow()
+    audit(session, actor.account_id, actor.audit_ref, "contact.unmerged", "contact", survivor.id, {"merge_id": rec.id, "restored_id": merged.id})
+    record_event(session, actor.account_id, "contact.unmerged", {"survivor_id": survivor.id, "restored_id": merged.id, "merge_id": rec.id}, contact_id=survivor.id)
+    return rec

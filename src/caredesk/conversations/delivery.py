@@ -1,0 +1,113 @@
+"""Outbound delivery through the outbox: the `message.deliver` job hands a reply to its channel's sender.
+
+Senders are chosen by `caredesk.app` per channel (a domain module never imports a channel). A
+sender raises `RetryLater` (429/5xx/timeouts) or `PermanentFailure` (4xx); the job system retries
+with backoff, and a message whose delivery finally fails is marked failed, visibly, with the error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from caredesk.accounts.models import Inbox
+from caredesk.contacts.models import Contact, Identity
+from caredesk.conversations.actions import mark_delivery
+from caredesk.conversations.models import Attachment, Conversation, Message
+from caredesk.platform.jobs import JobContext, PermanentFailure, RetryLater
+
+
+@dataclass(slots=True)
+class Outbound:
+    account_id: int
+    message_id: int
+    conversation_id: int
+    conversation_token: str
+    inbox_id: int
+    inbox_config: dict[str, Any]
+    content: str
+    contact_name: str
+    identities: dict[str, str]  # kind -> value of the contact's identities
+    subject: str = ""
+    reply_to_ids: list[str] = field(default_factory=list)  # channel ids of earlier messages (email threading)
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Receipt:
+    channel_message_id: str | None
+    status: str = "sent"  # sent | delivered
+
+
+class Sender(Protocol):
+    async def send(self, msg: Outbound, idempotency_key: str) -> Receipt: ...
+
+
+def load_outbound(session: Session, message_id: int) -> tuple[Outbound, str] | None:
+    m = session.get(Message, message_id)
+    if m is None or m.type != "outgoing":
+        return None
+    conv = session.get(Conversation, m.conversation_id)
+    inbox = session.get(Inbox, m.inbox_id)
+    contact = session.get(Contact, conv.contact_id) if conv else None
+    if conv is None or inbox is None or contact is None:
+        return None
+    idents = {i.kind: i.value for i in session.execute(select(Identity).where(Identity.contact_id == contact.id).order_by(Identity.id)).scalars()}
+    thread = list(
+        session.execute(
+            select(Message.channel_message_id)
+            .where(Message.conversation_id == conv.id, Message.channel_message_id.is_not(None), Message.id != m.id)
+            .order_by(Message.id)
+        ).scalars()
+    )
+    atts = [
+        {"filename": a.filename, "content_type": a.content_type, "size": a.size, "storage_key": a.storage_key}
+        for a in session.execute(select(Attachment).where(Attachment.message_id == m.id)).scalars()
+    ]
+    out = Outbound(
+        account_id=m.account_id,
+        message_id=m.id,
+        conversation_id=conv.id,
+        conversation_token=conv.public_token,
+        inbox_id=inbox.id,
+        inbox_config=inbox.config,
+        content=m.content,
+        contact_name=contact.name,
+        identities=idents,
+        subject=conv.subject,
+        reply_to_ids=[t for t in thread if t],
+        attachments=atts,
+        meta=m.meta,
+    )
+    return out, inbox.channel if m.status in ("queued", "failed") else "__done__"
+
+
+async def deliver_message(ctx: JobContext) -> None:
+    message_id = int(ctx.job.payload["message_id"])
+    loaded = await ctx.db.read(load_outbound, message_id)
+    if loaded is None:
+        return
+    out, channel = loaded
+    if channel == "__done__":
+        return  # delivered by an earlier attempt whose completion was lost
+    sender: Sender | None = (ctx.services.senders if ctx.services else {}).get(channel)
+    if sender is None:
+        # Web chat and API inboxes: the customer's stream is the delivery.
+        await ctx.db.write(mark_delivery, out.account_id, message_id, "sent")
+        return
+    try:
+        receipt = await sender.send(out, ctx.job.idempotency_key)
+    except PermanentFailure as exc:
+        await ctx.db.write(mark_delivery, out.account_id, message_id, "failed", error=str(exc))
+        raise
+    except Exception as exc:
+        if ctx.job.attempts >= ctx.job.max_attempts:
+            await ctx.db.write(mark_delivery, out.account_id, message_id, "failed", error=f"gave up after {ctx.job.attempts} attempts: {exc}")
+        if isinstance(exc, RetryLater):
+            raise
+        raise RetryLater(str(exc)) from exc
+    await ctx.db.write(mark_delivery, out.account_id, message_id, receipt.status, channel_message_id=receipt.channel_message_id)

@@ -1,0 +1,1 @@
+"""Infrastructure only: database, jobs, events, security. No business rules live here."""

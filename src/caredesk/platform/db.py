@@ -1,0 +1,284 @@
+"""Engines, sessions and the write path.
+
+Domain actions are plain synchronous functions that take a `Session`. The async web layer runs them
+through `Database.write` / `Database.read`:
+
+* SQLite: every write goes through one writer thread that groups concurrent requests into one
+  transaction (each request in its own SAVEPOINT, so one failing request never undoes another).
+  One thread hop per request instead of one per SQL statement is what lets the embedded default
+  take thousands of inbound messages per second; SQLite has a single writer anyway.
+* PostgreSQL: writes run in a thread pool, one transaction each, retried on a lost race
+  (unique violation / serialization failure) so callers never see it.
+
+Nothing is acknowledged before `write` returns, and `write` returns only after COMMIT.
+After commit the `after_commit` hooks run (event publishing, waking the job worker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import anyio
+from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass
+class CommitOutcome:
+    """What a committed write left for after-commit hooks."""
+
+    events: list[Any] = field(default_factory=list)
+    jobs_enqueued: bool = False
+
+
+AfterCommit = Callable[[CommitOutcome], Awaitable[None]]
+
+
+def sync_url(url: str) -> str:
+    """Accept async-style URLs from settings and use the matching sync driver."""
+    url = url.replace("sqlite+aiosqlite://", "sqlite://")
+    url = url.replace("postgresql+asyncpg://", "postgresql+psycopg://")
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _sqlite_pragmas(immediate: bool) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Autocommit at the driver level; SQLAlchemy's "begin" hook below issues BEGIN itself.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a killed process (kill -9); only an OS crash can lose the last commits.
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    return on_connect
+
+
+def _make_engine(url: str, *, writer: bool) -> Engine:
+    url = sync_url(url)
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=1 if writer else 8,
+            max_overflow=0 if writer else 8,
+            pool_timeout=120,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas(writer))
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            # IMMEDIATE takes the write lock up front: no lock upgrade deadlocks between processes.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def insert_ignoring_conflicts(session: Session, table: Table, *index_elements: str) -> Insert:
+    """`INSERT ... ON CONFLICT DO NOTHING` for the session's dialect (RELIABILITY rule 2)."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(index_elements) or None)
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(index_elements) or None)
+
+
+def pending_outcome(session: Session) -> CommitOutcome:
+    """The per-transaction collector that actions append events to."""
+    outcome = session.info.get("outcome")
+    if outcome is None:
+        outcome = session.info["outcome"] = CommitOutcome()
+    return outcome  # type: ignore[no-any-return]
+
+
+class RetryTransaction(Exception):
+    """Raised by an action that lost a race; the whole transaction is run again."""
+
+
+@dataclass
+class _Request:
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    future: concurrent.futures.Future[tuple[Any, CommitOutcome]]
+
+
+class _SQLiteWriter:
+    """One thread, one connection, group commit."""
+
+    max_batch = 128
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name="caredesk-sqlite-writer", daemon=True)
+        self.thread.start()
+
+    def submit(self, req: _Request) -> None:
+        self.queue.put(req)
+
+    def stop(self) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            first = self.queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            self._run_batch(batch)
+            if stop:
+                return
+
+    def _run_batch(self, batch: list[_Request]) -> None:
+        results: list[tuple[_Request, Any, CommitOutcome | None, BaseException | None]] = []
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                for req in batch:
+                    if not req.future.set_running_or_notify_cancel():
+                        continue
+                    outcome = CommitOutcome()
+                    session.info["outcome"] = outcome
+                    try:
+                        with session.begin_nested():
+                            value = req.fn(session, *req.args, **req.kwargs)
+                            session.flush()
+                        results.append((req, value, outcome, None))
+                    except BaseException as exc:  # noqa: BLE001 - handed to the caller, not swallowed
+                        results.append((req, None, None, exc))
+                session.commit()
+        except BaseException as exc:  # noqa: BLE001 - the commit failed: nobody in the batch is acknowledged
+            log.exception("sqlite batch commit failed")
+            for req, _v, _o, _e in results:
+                if not req.future.done():
+                    req.future.set_exception(exc)
+            for req in batch:
+                if not req.future.done():
+                    req.future.set_exception(exc)
+            return
+        for req, value, outcome, err in results:
+            if err is not None:
+                req.future.set_exception(err)
+            else:
+                assert outcome is not None
+                req.future.set_result((value, outcome))
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = sync_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        self.engine = _make_engine(self.url, writer=True)
+        self.read_engine = _make_engine(self.url, writer=False) if self.is_sqlite else self.engine
+        self._writer = _SQLiteWriter(self.engine) if self.is_sqlite else None
+        self._limiter = anyio.CapacityLimiter(16)
+        self.after_commit: list[AfterCommit] = []
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def write(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run `fn(session, *args)` in a write transaction; return after COMMIT."""
+        if self._writer is not None:
+            fut: concurrent.futures.Future[tuple[Any, CommitOutcome]] = concurrent.futures.Future()
+            self._writer.submit(_Request(fn, args, kwargs, fut))
+            value, outcome = await asyncio.wrap_future(fut)
+        else:
+            value, outcome = await anyio.to_thread.run_sync(
+                lambda: self._write_pg(fn, args, kwargs), limiter=self._limiter
+            )
+        if outcome.events or outcome.jobs_enqueued:
+            for hook in self.after_commit:
+                try:
+                    await hook(outcome)
+                except Exception:
+                    log.exception("after-commit hook failed")
+        return value  # type: ignore[no-any-return]
+
+    def _write_pg(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, CommitOutcome]:
+        attempts = 0
+        while True:
+            attempts += 1
+            outcome = CommitOutcome()
+            try:
+                with Session(self.engine, expire_on_commit=False) as session:
+                    session.info["outcome"] = outcome
+                    with session.begin():
+                        value = fn(session, *args, **kwargs)
+                    return value, outcome
+            except (RetryTransaction, IntegrityError, OperationalError) as exc:
+                if attempts >= 5 or not _is_race(exc):
+                    raise
+                log.debug("retrying transaction after %s", type(exc).__name__)
+
+    def write_sync(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """For the CLI and scripts: one transaction, no after-commit hooks."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            session.info["outcome"] = CommitOutcome()
+            with session.begin():
+                return fn(session, *args, **kwargs)
+
+    async def read(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        def run() -> T:
+            with Session(self.read_engine, expire_on_commit=False) as session:
+                return fn(session, *args, **kwargs)
+
+        return await anyio.to_thread.run_sync(run, limiter=self._limiter)
+
+    def read_sync(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        with Session(self.read_engine, expire_on_commit=False) as session:
+            return fn(session, *args, **kwargs)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.stop()
+        self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
+
+
+def _is_race(exc: BaseException) -> bool:
+    if isinstance(exc, RetryTransaction):
+        return True
+    if isinstance(exc, DBAPIError):
+        code = getattr(exc.orig, "sqlstate", None)
+        # unique_violation, serialization_failure, deadlock_detected
+        return code in {"23505", "40001", "40P01"}
+    return False
