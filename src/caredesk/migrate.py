@@ -21,7 +21,7 @@ def alembic_config(db: Database) -> Config:
     return cfg
 
 
-def upgrade(db: Database, revision: str = "head") -> None:
+def upgrade(db: Database, revision: str = "heads") -> None:
     cfg = alembic_config(db)
     if db.dialect == "postgresql":
         # Several processes may start at once: one migrates, the others wait.
