@@ -1,0 +1,226 @@
+"""The shape every channel adapter has, and the one ingest path they all share.
+
+A provider request goes: `verify(raw request)` (signature on the raw bytes; raises `Rejected`) ->
+`parse(raw request)` (raises `Malformed`) -> a `Parsed` batch of inbound messages and delivery
+statuses -> `ingest` writes the whole batch in ONE transaction through `receive_inbound` and
+`mark_delivery`. The webhook answers 2xx only after that write returned, i.e. after COMMIT.
+A rejected request writes nothing; a malformed one is kept (`record_malformed`) and answered 400.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from caredesk.accounts.models import Inbox
+from caredesk.channels.models import WebhookReceipt
+from caredesk.conversations.actions import mark_delivery
+from caredesk.conversations.inbound import Inbound, InboundResult, receive_inbound
+from caredesk.conversations.models import Message
+from caredesk.platform.db import insert_ignoring_conflicts
+from caredesk.platform.jobs import PermanentFailure, RetryLater
+
+
+@dataclass(frozen=True, slots=True)
+class InboxInfo:
+    """What an adapter needs to know about the inbox a request was addressed to."""
+
+    id: int
+    account_id: int
+    channel: str
+    public_token: str
+    config: dict[str, Any]
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """A provider's request exactly as received: signatures are checked on these bytes."""
+
+    method: str
+    url: str  # the URL the provider called (public URL + path + query), used by URL-signing schemes
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+    query: dict[str, str] = field(default_factory=dict)
+    alt_urls: tuple[str, ...] = ()  # other spellings of the URL (the Host the request came in on)
+
+    def header(self, name: str) -> str:
+        return self.headers.get(name.lower(), "")
+
+
+class Rejected(Exception):
+    """Signature missing, wrong or stale: answered 401/403, nothing written."""
+
+    def __init__(self, reason: str, status: int = 403) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class Malformed(Exception):
+    """The body is not what the provider sends: answered 400 and kept for inspection."""
+
+
+@dataclass(slots=True)
+class StatusUpdate:
+    """A provider's delivery status for a message we sent (matched by its provider id)."""
+
+    channel_message_id: str
+    status: str  # queued | sent | delivered | read | failed
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class Parsed:
+    inbound: list[Inbound] = field(default_factory=list)
+    statuses: list[StatusUpdate] = field(default_factory=list)
+    # A per-delivery id the provider repeats on redelivery (Telegram update_id, webhook-id).
+    delivery_id: str | None = None
+
+
+@dataclass(slots=True)
+class IngestResult:
+    results: list[InboundResult] = field(default_factory=list)
+    statuses_applied: int = 0
+    replayed: bool = False
+
+
+class ChannelAdapter(Protocol):
+    """One provider's webhook format. Pure functions of the request: no I/O, no database."""
+
+    channels: tuple[str, ...]  # inbox channels this adapter serves (Inbox.channel values)
+
+    def verify(self, inbox: InboxInfo, req: WebhookRequest) -> None: ...
+
+    def parse(self, inbox: InboxInfo, req: WebhookRequest) -> Parsed: ...
+
+
+def ingest(session: Session, inbox_id: int, account_id: int, parsed: Parsed) -> IngestResult:
+    """Write one provider delivery: every message and status in it, or nothing (one transaction)."""
+    out = IngestResult()
+    if parsed.delivery_id is not None:
+        inserted = session.execute(
+            insert_ignoring_conflicts(session, WebhookReceipt.__table__, "inbox_id", "delivery_id")  # type: ignore[arg-type]
+            .values(inbox_id=inbox_id, delivery_id=parsed.delivery_id[:200])
+            .returning(WebhookReceipt.id)
+        ).scalar()
+        if inserted is None:
+            out.replayed = True
+            return out
+    for msg in parsed.inbound:
+        out.results.append(receive_inbound(session, msg))
+    for st in parsed.statuses:
+        mid = session.execute(
+            select(Message.id).where(
+                Message.inbox_id == inbox_id, Message.channel_message_id == st.channel_message_id
+            )
+        ).scalar()
+        if (
+            mid is not None
+            and mark_delivery(session, account_id, int(mid), st.status, error=st.error) is not None
+        ):
+            out.statuses_applied += 1
+    return out
+
+
+def inbox_info(inbox: Inbox) -> InboxInfo:
+    return InboxInfo(
+        inbox.id, inbox.account_id, inbox.channel, inbox.public_token, dict(inbox.config), inbox.name
+    )
+
+
+def load_inbox_by_token(session: Session, token: str) -> InboxInfo | None:
+    inbox = session.execute(select(Inbox).where(Inbox.public_token == token)).scalar_one_or_none()
+    return None if inbox is None else inbox_info(inbox)
+
+
+# ---- outbound helpers shared by the senders -------------------------------------------------------
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+async def provider_call(method: str, url: str, *, timeout: float = 15.0, **kwargs: Any) -> httpx.Response:
+    """One HTTP call to a provider, with its failure classified for the job system.
+
+    Timeouts, connection errors, 429 and 5xx -> `RetryLater` (Retry-After honoured);
+    other 4xx -> `PermanentFailure` (retrying a refused request never helps).
+    """
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            resp = await client.request(method, url, **kwargs)
+    except httpx.TimeoutException as exc:
+        raise RetryLater(f"provider timed out: {type(exc).__name__}") from exc
+    except httpx.TransportError as exc:
+        raise RetryLater(f"provider unreachable: {type(exc).__name__}") from exc
+    if resp.status_code == 429 or resp.status_code >= 500:
+        raise RetryLater(
+            f"provider answered {resp.status_code}",
+            after=retry_after_seconds(resp.headers.get("retry-after")),
+        )
+    if resp.status_code >= 400:
+        raise PermanentFailure(f"provider refused the message ({resp.status_code}): {resp.text[:300]}")
+    return resp
+
+
+class RateLimit:
+    """Per-channel send rate (a token bucket per key): waits briefly, or asks the job to come back later."""
+
+    def __init__(self, per_second: float, burst: int | None = None) -> None:
+        self.rate = per_second
+        self.burst = float(burst if burst is not None else max(1, int(per_second)))
+        self.buckets: dict[str, tuple[float, float]] = {}
+
+    def _take(self, key: str) -> float:
+        now = time.monotonic()
+        tokens, last = self.buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens >= 1.0:
+            self.buckets[key] = (tokens - 1.0, now)
+            return 0.0
+        self.buckets[key] = (tokens, now)
+        return (1.0 - tokens) / self.rate
+
+    async def acquire(self, key: str, max_wait: float = 2.0) -> None:
+        wait = self._take(key)
+        if wait <= 0:
+            return
+        if wait > max_wait:
+            raise RetryLater("channel rate limit reached", after=wait)
+        await asyncio.sleep(wait)
+        await self.acquire(key, max_wait)
+
+
+class CallbackUrls:
+    """Our own webhook URL for an inbox, for providers that take a status-callback URL per send."""
+
+    def __init__(self, db: Any, public_url: str) -> None:
+        self.db = db
+        self.public_url = public_url.rstrip("/")
+        self._tokens: dict[int, str] = {}
+
+    async def url(self, segment: str, inbox_id: int) -> str | None:
+        token = self._tokens.get(inbox_id)
+        if token is None:
+            token = await self.db.read(_inbox_token, inbox_id)
+            if token is None:
+                return None
+            self._tokens[inbox_id] = token
+        return f"{self.public_url}/webhooks/{segment}/{token}"
+
+
+def _inbox_token(session: Session, inbox_id: int) -> str | None:
+    inbox = session.get(Inbox, inbox_id)
+    return None if inbox is None else inbox.public_token

@@ -1,0 +1,253 @@
+"""Turning one RFC 5322 message into an `Inbound`: identity, threading, visible text, HTML, attachments,
+and the flags that keep automation from ever answering a machine (auto-replies, bounces, lists)."""
+
+from __future__ import annotations
+
+import hashlib
+import html as htmllib
+import re
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import getaddresses, parseaddr
+from typing import Any
+
+import nh3
+import quotequail
+
+from caredesk.channels.base import InboxInfo, Malformed
+from caredesk.contacts.identities import normalize_email
+from caredesk.conversations.inbound import Inbound, InboundAttachment
+from caredesk.platform.errors import Invalid
+from caredesk.platform.storage import Storage
+
+REPLY_TOKEN = re.compile(r"reply\+([A-Za-z0-9_-]{8,64})@", re.IGNORECASE)
+MSGID = re.compile(r"<([^<>\s]{1,400})>")
+SUBJECT_PREFIX = re.compile(
+    r"^\s*((re|fw|fwd|aw|wg|sv|vs|antw|rif|tr|odp|r)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE
+)
+MAX_ATTACHMENT = 20 * 1024 * 1024
+MAX_ATTACHMENTS = 20
+
+# Where quoted history starts, in the shapes real clients write it.
+_HISTORY = [
+    re.compile(r"^\s*On .{1,300}wrote:\s*$", re.MULTILINE | re.DOTALL),  # Gmail, Apple Mail (may wrap)
+    re.compile(r"^\s*Am .{1,300}schrieb .{0,200}:\s*$", re.MULTILINE),  # German clients
+    re.compile(r"^-{2,}\s*Original Message\s*-{2,}\s*$", re.MULTILINE | re.IGNORECASE),
+    re.compile(r"^_{10,}\s*$", re.MULTILINE),  # Outlook's separator line
+    re.compile(r"^\*?From:\*? .+\n\*?(Sent|Date):\*? .+$", re.MULTILINE),  # Outlook header block
+    re.compile(r"^\*?Von:\*? .+\n\*?(Gesendet|Datum):\*? .+$", re.MULTILINE),
+]
+_SIGNATURE = [
+    re.compile(r"^-- ?$", re.MULTILINE),  # the RFC 3676 delimiter
+    re.compile(
+        r"^(Sent from my (iPhone|iPad|Android|mobile)|Get Outlook for (iOS|Android)).*$",
+        re.MULTILINE | re.IGNORECASE,
+    ),
+]
+
+ALLOWED_TAGS = {
+    "a",
+    "b",
+    "i",
+    "u",
+    "em",
+    "strong",
+    "p",
+    "br",
+    "div",
+    "span",
+    "ul",
+    "ol",
+    "li",
+    "blockquote",
+    "pre",
+    "code",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "td",
+    "th",
+    "hr",
+    "img",
+    "sup",
+    "sub",
+}
+
+
+def normalize_subject(subject: str) -> str:
+    return SUBJECT_PREFIX.sub("", subject or "").strip()
+
+
+def is_reply_subject(subject: str) -> bool:
+    return bool(SUBJECT_PREFIX.match(subject or ""))
+
+
+def message_ids(value: str | None) -> list[str]:
+    return MSGID.findall(value or "")
+
+
+def visible_text(text: str) -> str:
+    """The new part of a reply: quoted history and signature removed (the original is kept elsewhere)."""
+    blocks = quotequail.quote(text)
+    top = "".join(t for visible, t in blocks[:1] if visible) if blocks else text
+    cut = len(top)
+    for pattern in (*_HISTORY, *_SIGNATURE):
+        m = pattern.search(top)
+        if m and m.start() < cut and top[: m.start()].strip():
+            cut = m.start()
+    return top[:cut].strip()
+
+
+def html_to_text(html: str) -> str:
+    text = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</li>|</tr>|</h\d>", "\n", html)
+    text = nh3.clean(text, tags=set())
+    return re.sub(r"\n{3,}", "\n\n", htmllib.unescape(text)).strip()
+
+
+def sanitize_html(html: str) -> str:
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        url_schemes={"http", "https", "mailto", "cid"},
+        link_rel="noopener noreferrer",
+    )
+
+
+def automated(msg: EmailMessage, sender: str) -> dict[str, str] | None:
+    """Why this mail came from a machine, or None. Such mails are stored but never answered automatically."""
+    auto = str(msg.get("Auto-Submitted", "")).strip().lower()
+    if auto and auto != "no":
+        return {"kind": "auto_reply", "reason": f"Auto-Submitted: {auto}"}
+    local = sender.split("@", 1)[0]
+    ctype = msg.get_content_type()
+    if local in ("mailer-daemon", "postmaster") or (
+        ctype == "multipart/report" and "delivery-status" in str(msg.get("Content-Type", ""))
+    ):
+        return {"kind": "bounce", "reason": "delivery status notification"}
+    for header in ("X-Autoreply", "X-Autorespond", "X-Auto-Reply"):
+        if msg.get(header):
+            return {"kind": "auto_reply", "reason": header}
+    precedence = str(msg.get("Precedence", "")).strip().lower()
+    if precedence in ("bulk", "junk", "list", "auto_reply"):
+        return {
+            "kind": "list" if precedence in ("bulk", "list") else "auto_reply",
+            "reason": f"Precedence: {precedence}",
+        }
+    if msg.get("List-Id") or msg.get("List-Unsubscribe"):
+        return {"kind": "list", "reason": "mailing list (List-Id)"}
+    if local in ("noreply", "no-reply", "donotreply", "do-not-reply"):
+        return {"kind": "auto_reply", "reason": "no-reply sender"}
+    return None
+
+
+def _content(part: EmailMessage) -> str:
+    try:
+        return str(part.get_content())
+    except (LookupError, UnicodeError, AssertionError):
+        payload = part.get_payload(decode=True)
+        return payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else ""
+
+
+def parse_message(raw: bytes) -> EmailMessage:
+    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def parse_email(
+    inbox: InboxInfo, raw: bytes, storage: Storage | None, envelope_rcpts: list[str] | None = None
+) -> Inbound:
+    try:
+        msg = parse_message(raw)
+        name, addr = parseaddr(str(msg.get("From", "")))
+    except Exception as exc:
+        raise Malformed(f"not a parseable email: {type(exc).__name__}") from exc
+    try:
+        sender = normalize_email(addr)
+    except Invalid as exc:
+        raise Malformed("the From address is missing or invalid") from exc
+    mids = message_ids(str(msg.get("Message-ID", "")))
+    # No Message-ID (rare, but real): the content's digest is stable across redeliveries of the same mail.
+    message_id = mids[0] if mids else "sha256:" + hashlib.sha256(raw).hexdigest()
+    subject = str(msg.get("Subject", "") or "")
+    refs = message_ids(str(msg.get("References", ""))) + message_ids(str(msg.get("In-Reply-To", "")))
+    token = None
+    addresses = [
+        a
+        for _n, a in getaddresses(
+            [str(msg.get(h, "")) for h in ("To", "Cc", "Delivered-To", "X-Original-To")]
+        )
+    ]
+    for candidate in [*(envelope_rcpts or []), *addresses]:
+        m = REPLY_TOKEN.search(candidate)
+        if m:
+            token = m.group(1)
+            break
+    plain_part = msg.get_body(preferencelist=("plain",))
+    html_part = msg.get_body(preferencelist=("html",))
+    html_raw = _content(html_part) if isinstance(html_part, EmailMessage) else None
+    text = (
+        _content(plain_part)
+        if isinstance(plain_part, EmailMessage)
+        else (html_to_text(html_raw) if html_raw else "")
+    )
+    text = text.replace("\r\n", "\n")
+    shown = visible_text(text) or text.strip()
+    meta: dict[str, Any] = {
+        "provider": "email",
+        "email": {"message_id": message_id, "subject": subject, "to": addresses[:20]},
+    }
+    if shown != text.strip():
+        meta["full_text"] = text[:200_000]
+    robot = automated(msg, sender)
+    if robot is not None:
+        meta["automated"] = robot
+        meta["no_auto_reply"] = True
+    attachments = _attachments(inbox, msg, storage)
+    return Inbound(
+        account_id=inbox.account_id,
+        inbox_id=inbox.id,
+        identity_kind="email",
+        identity_value=sender,
+        text=shown or ("[attachment]" if attachments else "[empty message]"),
+        channel_message_id=message_id,
+        contact_name=name or None,
+        html=sanitize_html(html_raw) if html_raw else None,
+        subject=normalize_subject(subject) or subject,
+        meta=meta,
+        attachments=attachments,
+        conversation_token=token,
+        reply_to_ids=refs[-20:],
+        new_thread=True,  # without a reply address or known reference, a mail opens its own conversation
+        raw_body=raw.decode("utf-8", errors="replace")[:2_000_000],
+        raw_content_type="message/rfc822",
+    )
+
+
+def _attachments(inbox: InboxInfo, msg: EmailMessage, storage: Storage | None) -> list[InboundAttachment]:
+    out: list[InboundAttachment] = []
+    if storage is None:
+        return out
+    for part in msg.iter_attachments():
+        if len(out) >= MAX_ATTACHMENTS or not isinstance(part, EmailMessage):
+            break
+        try:
+            data = part.get_payload(decode=True)
+        except Exception:  # noqa: S112 - one broken part must not lose the mail
+            continue
+        if not isinstance(data, bytes) or len(data) > MAX_ATTACHMENT:
+            continue
+        filename = part.get_filename() or "attachment"
+        key = storage.put(inbox.account_id, filename, data)
+        out.append(
+            InboundAttachment(
+                filename=filename, content_type=part.get_content_type(), size=len(data), storage_key=key
+            )
+        )
+    return out

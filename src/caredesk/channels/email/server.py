@@ -1,0 +1,100 @@
+"""The built-in SMTP server (aiosmtpd) for inbound mail, running in the app's own event loop.
+
+`250` is answered to DATA only after the message is committed (RELIABILITY rule 1): a sending
+server that gets no answer retries, and the retry is deduplicated on the Message-ID.
+Start it from the process that serves the app: `await start(services, host, port)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope
+from aiosmtpd.smtp import Session as SMTPSession
+
+from caredesk.channels.base import InboxInfo, Malformed
+from caredesk.channels.email.ingest import inbox_for_recipient, ingest_email
+from caredesk.channels.email.parse import parse_email
+from caredesk.conversations.inbound import record_malformed
+from caredesk.services import Services
+
+log = logging.getLogger(__name__)
+MAX_MESSAGE_BYTES = 25 * 1024 * 1024
+
+
+class InboundHandler:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: SMTPSession,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        inbox = await self.services.db.read(inbox_for_recipient, address)
+        if inbox is None:
+            return "550 5.1.1 No such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: SMTPSession, envelope: Envelope) -> str:
+        raw = envelope.original_content or envelope.content
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", errors="surrogateescape")
+        assert isinstance(raw, bytes)
+        inboxes: dict[int, tuple[InboxInfo, list[str]]] = {}
+        for rcpt in envelope.rcpt_tos:
+            inbox = await self.services.db.read(inbox_for_recipient, rcpt)
+            if inbox is not None:
+                inboxes.setdefault(inbox.id, (inbox, []))[1].append(rcpt)
+        for inbox, rcpts in inboxes.values():
+            try:
+                inbound = parse_email(inbox, raw, self.services.storage, rcpts)
+            except Malformed as exc:
+                await self.services.db.write(
+                    record_malformed,
+                    inbox.account_id,
+                    inbox.id,
+                    raw.decode("utf-8", errors="replace"),
+                    "message/rfc822",
+                    str(exc),
+                )
+                return f"554 5.6.0 Malformed message: {exc}"
+            await self.services.db.write(ingest_email, inbound)
+        return "250 2.0.0 Message accepted"
+
+
+async def start(
+    services: Services, host: str = "127.0.0.1", port: int = 2525, hostname: str | None = None
+) -> asyncio.Server:
+    """Listen for SMTP on (host, port) in the running loop; close the returned server to stop."""
+    handler = InboundHandler(services)
+    loop = asyncio.get_running_loop()
+
+    def factory() -> Any:
+        return SMTP(
+            handler,
+            data_size_limit=MAX_MESSAGE_BYTES,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=hostname or "caredesk",
+            ident="Caredesk ESMTP",
+        )
+
+    server = await loop.create_server(factory, host=host, port=port)
+    log.info("SMTP inbound listening on %s:%s", host, port)
+    return server
+
+
+async def start_configured(services: Services) -> asyncio.Server | None:
+    """For `caredesk serve`: starts the SMTP server when CAREDESK_SMTP_PORT is set (host: CAREDESK_SMTP_HOST)."""
+    port = os.environ.get("CAREDESK_SMTP_PORT")
+    if not port:
+        return None
+    return await start(services, os.environ.get("CAREDESK_SMTP_HOST", "127.0.0.1"), int(port))

@@ -1,0 +1,168 @@
+"""Webhook URLs: `/webhooks/<channel>/<inbox public token>` for every provider.
+
+The handler is the same for all of them: find the inbox, verify the signature on the raw bytes,
+parse, write the batch in one transaction, and only then answer 2xx. Bad signature: 401/403 and
+nothing written. Malformed body: 400 with the reason, and the body kept for inspection.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from sqlalchemy.orm import Session
+
+from caredesk.channels.base import (
+    ChannelAdapter,
+    InboxInfo,
+    IngestResult,
+    Malformed,
+    Parsed,
+    Rejected,
+    WebhookRequest,
+    ingest,
+    load_inbox_by_token,
+)
+from caredesk.conversations.inbound import record_malformed
+from caredesk.platform.errors import NotFound
+from caredesk.services import Services
+from caredesk.web.deps import ActorDep, ServicesDep
+from caredesk.web.problems import problem
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["webhooks"])
+
+_INBOX_TTL = 5.0  # seconds an inbox lookup is reused: config edits apply within this delay
+
+
+def adapters() -> dict[str, ChannelAdapter]:
+    """URL segment -> adapter. Imported lazily so that a broken adapter cannot break the others' import."""
+    reg: dict[str, ChannelAdapter] = getattr(adapters, "_cache", {})
+    if reg:
+        return reg
+    from caredesk.channels.api.adapter import ApiAdapter
+    from caredesk.channels.messenger.adapter import MessengerAdapter
+    from caredesk.channels.telegram.adapter import TelegramAdapter
+    from caredesk.channels.twilio.adapter import TwilioAdapter
+    from caredesk.channels.voice.adapter import VoiceAdapter
+    from caredesk.channels.whatsapp_cloud.adapter import WhatsAppCloudAdapter
+
+    reg = {
+        "twilio": TwilioAdapter(),
+        "whatsapp": WhatsAppCloudAdapter(),
+        "telegram": TelegramAdapter(),
+        "messenger": MessengerAdapter(),
+        "voice": VoiceAdapter(),
+        "api": ApiAdapter(),
+    }
+    adapters._cache = reg  # type: ignore[attr-defined]
+    return reg
+
+
+async def find_inbox(svc: Services, channel: str, token: str) -> tuple[ChannelAdapter, InboxInfo]:
+    adapter = adapters().get(channel)
+    if adapter is None or len(token) > 64:
+        raise NotFound("no such webhook")
+    cache: dict[str, tuple[float, InboxInfo | None]] = svc.extras.setdefault("channels.inbox_cache", {})
+    hit = cache.get(token)
+    now = time.monotonic()
+    if hit is not None and hit[0] > now:
+        info = hit[1]
+    else:
+        info = await svc.db.read(load_inbox_by_token, token)
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[token] = (now + _INBOX_TTL, info)
+    if info is None or info.channel not in adapter.channels:
+        raise NotFound("no such webhook")
+    return adapter, info
+
+
+async def raw_request(request: Request, svc: Services) -> WebhookRequest:
+    body = await request.body()
+    query = request.url.query
+    suffix = request.url.path + (f"?{query}" if query else "")
+    public = svc.settings.public_url.rstrip("/") + suffix
+    return WebhookRequest(
+        method=request.method,
+        url=public,
+        headers={k.lower(): v for k, v in request.headers.items()},
+        body=body,
+        query=dict(request.query_params),
+        alt_urls=(str(request.url),),
+    )
+
+
+async def _keep_malformed(svc: Services, inbox: InboxInfo, req: WebhookRequest, reason: str) -> None:
+    body = req.body.decode("utf-8", errors="replace")
+    await svc.db.write(record_malformed, inbox.account_id, inbox.id, body, req.header("content-type"), reason)
+
+
+@router.get("/webhooks/{channel}/{token}", include_in_schema=False)
+async def webhook_handshake(channel: str, token: str, request: Request, svc: ServicesDep) -> Response:
+    """Providers that check a URL before using it (Meta's hub.challenge) call it with GET."""
+    adapter, inbox = await find_inbox(svc, channel, token)
+    challenge = getattr(adapter, "challenge", None)
+    if challenge is None:
+        return problem(405, "Method not allowed", "this webhook takes POST")
+    req = await raw_request(request, svc)
+    try:
+        answer: str = challenge(inbox, req)
+    except Rejected as exc:
+        return problem(exc.status, "Forbidden" if exc.status == 403 else "Unauthorized", exc.reason)
+    return PlainTextResponse(answer)
+
+
+@router.post("/webhooks/{channel}/{token}")
+async def webhook(channel: str, token: str, request: Request, svc: ServicesDep) -> Response:
+    adapter, inbox = await find_inbox(svc, channel, token)
+    req = await raw_request(request, svc)
+    custom = getattr(adapter, "handle", None)
+    if custom is not None:
+        # Voice answers with instructions that depend on the state it just wrote.
+        return await custom(svc, inbox, req)  # type: ignore[no-any-return]
+    try:
+        adapter.verify(inbox, req)
+    except Rejected as exc:
+        log.info("webhook rejected for inbox %s: %s", inbox.id, exc.reason)
+        return problem(exc.status, "Forbidden" if exc.status == 403 else "Unauthorized", exc.reason)
+    try:
+        parsed: Parsed = adapter.parse(inbox, req)
+    except Malformed as exc:
+        await _keep_malformed(svc, inbox, req, str(exc))
+        return problem(400, "Bad request", f"malformed {channel} payload: {exc}")
+    result: IngestResult = await svc.db.write(ingest, inbox.id, inbox.account_id, parsed)
+    respond = getattr(adapter, "respond", None)
+    if respond is not None:
+        return respond(inbox, parsed, result)  # type: ignore[no-any-return]
+    return JSONResponse(_summary(result))
+
+
+@router.get("/api/v1/conversations/{conversation_id}/channel-window", tags=["conversations"])
+async def channel_window(conversation_id: int, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
+    """Whether a free-form reply can be sent now (WhatsApp's 24-hour window), for the agent UI to say so."""
+    from caredesk.channels.whatsapp_cloud.window import window_state
+
+    state = await svc.db.read(window_state, actor.account_id, conversation_id)
+    if state is None:
+        raise NotFound("conversation not found")
+    return state
+
+
+def _summary(result: IngestResult) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "messages": [r.message_id for r in result.results],
+        "duplicates": sum(1 for r in result.results if r.duplicate),
+        "statuses": result.statuses_applied,
+        "replayed": result.replayed,
+    }
+
+
+def ingest_sync(session: Session, inbox: InboxInfo, parsed: Parsed) -> IngestResult:
+    """For pollers (IMAP) that already run inside a write."""
+    return ingest(session, inbox.id, inbox.account_id, parsed)
