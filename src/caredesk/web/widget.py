@@ -614,7 +614,9 @@ def _visitor_accept(contact_id: int | None) -> Any:
             return False
         if ev.type in ("message.created", "message.updated"):
             return ev.data.get("type") in ("incoming", "outgoing")
-        if ev.type in ("conversation.presence", "conversation.read"):
+        if ev.type == "conversation.presence":
+            return ev.data.get("by") == "agent" and ev.data.get("state") == "typing"
+        if ev.type == "conversation.read":
             return ev.data.get("by") == "agent"
         return False
 
