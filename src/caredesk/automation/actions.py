@@ -236,3 +236,25 @@ def actions_json(spec: cfg.AutomationSpec | None, known: dict[str, Any] | None =
                        "value": known.get(n)} for n, s in a.slots.items()],
         })
     return out
+
+
+async def preview_action(services: Any, account_id: int, name: str, slot_values: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Before asking the customer to confirm: run the read-only lookup and check the policy.
+    Returns (values with looked-up slots, refusal reason or "")."""
+    prep = await services.db.read(_prepare, account_id, services.settings.secret_key, name, None,
+                                  None)
+    action, spec = prep.action, prep.spec
+    values = validated(action, slot_values)
+    if action.lookup is not None:
+        found = await _call(services, spec, action.lookup.call, values, prep.secrets, None)
+        for slot, path in action.lookup.provide.items():
+            if values.get(slot) in (None, ""):
+                try:
+                    values[slot] = lookup(found, path)
+                except MissingValue:
+                    pass
+    used = False
+    if action.policy.once_per and values.get(action.policy.once_per) is not None:
+        used = (await services.db.read(_prepare, account_id, services.settings.secret_key, name, None,
+                                       str(values[action.policy.once_per]))).used_policy_key
+    return values, _policy_refusal(action, values, used)

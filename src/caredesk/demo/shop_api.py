@@ -96,7 +96,8 @@ def create_shop_app(shop: DemoShop | None = None) -> FastAPI:
 
     @api.middleware("http")
     async def guard(request: Request, call_next: Any) -> Any:
-        shop.calls.append((request.method, request.url.path))
+        path, root = request.url.path, request.scope.get("root_path", "")
+        shop.calls.append((request.method, path[len(root):] if root and path.startswith(root) else path))
         if request.headers.get("x-api-key") != shop.api_key:
             return JSONResponse({"detail": "missing or wrong X-Api-Key"}, status_code=401)
         if shop.fail_next > 0:
