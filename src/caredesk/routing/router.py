@@ -136,7 +136,26 @@ def enqueue(session: Session, conv: Conversation, *, reason: str, rank: int | No
 
 
 def try_assign(session: Session, conversation_id: int) -> Placement | None:
-    """Assign a queued conversation if an eligible agent has capacity now; else leave it queued."""
+    """Assign a queued conversation if an eligible agent has capacity now; else leave it queued.
+
+    If conversations of the same team wait ahead of it (higher priority, or same priority and older),
+    the queue is served in order instead, so a newcomer never jumps the line."""
+    entry = session.get(QueueEntry, conversation_id)
+    if entry is None:
+        return None
+    same_team = QueueEntry.team_id == entry.team_id if entry.team_id is not None else QueueEntry.team_id.is_(None)
+    ahead = session.execute(
+        select(QueueEntry.conversation_id).where(
+            QueueEntry.account_id == entry.account_id, same_team, QueueEntry.conversation_id != entry.conversation_id,
+            (QueueEntry.rank > entry.rank) | ((QueueEntry.rank == entry.rank) & (QueueEntry.queued_at <= entry.queued_at)),
+        ).limit(1)
+    ).first()
+    if ahead is not None:
+        return next((p for p in drain(session, entry.account_id) if p.conversation_id == conversation_id), None)
+    return _assign_entry(session, conversation_id)
+
+
+def _assign_entry(session: Session, conversation_id: int) -> Placement | None:
     entry = session.get(QueueEntry, conversation_id)
     conv = session.get(Conversation, conversation_id)
     if entry is None or conv is None:
@@ -170,7 +189,7 @@ def drain(session: Session, account_id: int) -> list[Placement]:
         .order_by(QueueEntry.rank.desc(), QueueEntry.queued_at, QueueEntry.conversation_id)
     ).scalars())
     for cid in entries:
-        p = try_assign(session, cid)
+        p = _assign_entry(session, cid)
         if p is not None:
             placed.append(p)
     return placed

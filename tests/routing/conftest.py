@@ -1,0 +1,3 @@
+from tests.automation.conftest import desk, shop, understanding
+
+__all__ = ["desk", "shop", "understanding"]
