@@ -152,5 +152,9 @@ def _seed(s: Session, n_conversations: int, seed: int) -> dict[str, Any]:
         created += 1
     for a in agents[:3]:
         a.availability = "online"
+    from caredesk.automation.demo import install_demo_automation  # the demo shop's connector and actions
+    from caredesk.settings import get_settings
+
+    install_demo_automation(s, acc.id, get_settings().secret_key)
     return {"existing": False, "account_id": acc.id, "admin_email": ADMIN_EMAIL, "conversations": created, "contacts": len(contacts),
             "inboxes": {i.channel: i.public_token for i in inboxes}}
