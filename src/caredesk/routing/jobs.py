@@ -49,6 +49,10 @@ def route_after_message(session: Session, conversation_id: int) -> list[router.P
 
 async def routing_step(ctx: JobContext, message_id: int, conversation_id: int) -> None:
     await ctx.db.write(route_after_message, conversation_id)
+    registry = getattr(ctx.services, "registry", None)
+    if registry is not None and registry.get("routing.sweep") is not None:
+        # Keeps the periodic sweep alive while messages flow (one job per 15 s bucket, by idempotency key).
+        await ctx.db.write(schedule_sweep)
 
 
 def sweep_account(session: Session, account_id: int) -> dict[str, Any]:
