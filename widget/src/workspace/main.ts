@@ -117,9 +117,14 @@ function refreshList() {
 function refreshConversation() {
   const c = current();
   if (!c) return;
-  const typing = document.activeElement?.id === "reply-box" || document.activeElement?.id === "transfer-note";
-  if (typing) return; // never wipe what the agent is writing; the list and timeline still update
-  void htmx.ajax("get" as never, `/ui/c/${c.id}`, { target: "#main", swap: "innerHTML" });
+  const active = document.activeElement;
+  if (active && active.closest("#conversation form, #conversation details[open]")) return; // the agent is using a form
+  // Keep a half-written reply across the re-render: never wipe what the agent is writing.
+  const draft = (document.getElementById("reply-box") as HTMLTextAreaElement | null)?.value || "";
+  void htmx.ajax("get" as never, `/ui/c/${c.id}`, { target: "#main", swap: "innerHTML" }).then(() => {
+    const box = document.getElementById("reply-box") as HTMLTextAreaElement | null;
+    if (box && draft && current()?.id === c.id && !box.value) box.value = draft;
+  });
 }
 
 document.body.addEventListener("timeline-changed", () => void refreshTimeline());
@@ -171,6 +176,13 @@ function onConversationShown() {
 }
 window.setInterval(() => { if (current() && !document.hidden) void sendPresence("viewing"); }, 25000);
 document.body.addEventListener("htmx:afterSettle", onConversationShown);
+// The list partial carries fresh counts; copy them into the view tabs.
+document.body.addEventListener("htmx:afterSwap", () => {
+  document.querySelectorAll<HTMLElement>("[data-count-update]").forEach((src) => {
+    const dst = document.querySelector<HTMLElement>(`[data-count="${src.dataset.countUpdate}"]`);
+    if (dst) dst.textContent = src.textContent;
+  });
+});
 
 // ------------------------------------------------------------------ composer: reply/note, snippets
 function updateComposerMode() {
