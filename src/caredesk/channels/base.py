@@ -94,7 +94,10 @@ class IngestResult:
 class ChannelAdapter(Protocol):
     """One provider's webhook format. Pure functions of the request: no I/O, no database."""
 
-    channels: tuple[str, ...]  # inbox channels this adapter serves (Inbox.channel values)
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The inbox channels this adapter serves (Inbox.channel values)."""
+        ...
 
     def verify(self, inbox: InboxInfo, req: WebhookRequest) -> None: ...
 
@@ -152,14 +155,14 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
-async def provider_call(method: str, url: str, *, timeout: float = 15.0, **kwargs: Any) -> httpx.Response:
+async def provider_call(method: str, url: str, *, timeout_s: float = 15.0, **kwargs: Any) -> httpx.Response:
     """One HTTP call to a provider, with its failure classified for the job system.
 
     Timeouts, connection errors, 429 and 5xx -> `RetryLater` (Retry-After honoured);
     other 4xx -> `PermanentFailure` (retrying a refused request never helps).
     """
     try:
-        async with httpx.AsyncClient(timeout=timeout) as client:
+        async with httpx.AsyncClient(timeout=timeout_s) as client:
             resp = await client.request(method, url, **kwargs)
     except httpx.TimeoutException as exc:
         raise RetryLater(f"provider timed out: {type(exc).__name__}") from exc

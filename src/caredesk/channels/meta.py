@@ -31,7 +31,7 @@ def verify_hub_signature(inbox: InboxInfo, req: WebhookRequest) -> None:
 
 
 def hub_challenge(inbox: InboxInfo, req: WebhookRequest) -> str:
-    """GET ?hub.mode=subscribe&hub.verify_token=...&hub.challenge=... -> the challenge, if the token matches."""
+    """GET ?hub.mode=subscribe&hub.verify_token=..&hub.challenge=.. -> the challenge, if the token matches."""
     expected = str(inbox.config.get("verify_token") or "")
     mode = req.query.get("hub.mode", "")
     token = req.query.get("hub.verify_token", "")

@@ -1,4 +1,4 @@
-"""The Standard Webhooks scheme (standardwebhooks.com): `webhook-id`, `webhook-timestamp`, `webhook-signature`.
+"""Standard Webhooks (standardwebhooks.com): `webhook-id`, `webhook-timestamp`, `webhook-signature`.
 
 The signed content is `<id>.<timestamp>.<raw body>`; the signature is `v1,<base64 HMAC-SHA256>`
 keyed with the secret's bytes (`whsec_<base64>`); the header may list several space-separated

@@ -93,7 +93,7 @@ async def start(
 
 
 async def start_configured(services: Services) -> asyncio.Server | None:
-    """For `caredesk serve`: starts the SMTP server when CAREDESK_SMTP_PORT is set (host: CAREDESK_SMTP_HOST)."""
+    """For `caredesk serve`: the SMTP server, when CAREDESK_SMTP_PORT is set (host: CAREDESK_SMTP_HOST)."""
     port = os.environ.get("CAREDESK_SMTP_PORT")
     if not port:
         return None

@@ -40,6 +40,13 @@ def say(text: str, lang: str) -> str:
     return f"<Say language={quoteattr(lang)}>{escape(text)}</Say>"
 
 
+def gather(inputs: str, lang: str, action: str, extra: str = "") -> str:
+    return (
+        f'<Gather input={quoteattr(inputs)}{extra} speechTimeout="auto" language={quoteattr(lang)} '
+        f'action={quoteattr(action)} method="POST">'
+    )
+
+
 def queue_state(session: Session, account_id: int) -> tuple[int, int, int]:
     """(agents online with a free slot, agents online, conversations waiting without an assignee)."""
     online = list(
@@ -128,6 +135,9 @@ class VoiceAdapter:
     def verify(self, inbox: InboxInfo, req: WebhookRequest) -> None:
         TwilioAdapter().verify(inbox, req)
 
+    def parse(self, inbox: InboxInfo, req: WebhookRequest) -> Parsed:
+        raise Malformed("voice requests are handled step by step by handle()")
+
     async def handle(self, svc: Services, inbox: InboxInfo, req: WebhookRequest) -> Response:
         try:
             self.verify(inbox, req)
@@ -162,7 +172,7 @@ class VoiceAdapter:
             return await self._recording(svc, inbox, p, phone)
         greeting = str(inbox.config.get("greeting") or f"Hello, you are through to {inbox.name or 'us'}.")
         return twiml(
-            f'<Gather input="speech" speechTimeout="auto" language={quoteattr(lang)} action={quoteattr(base + "?step=speech")} method="POST">',
+            gather("speech", lang, base + "?step=speech"),
             say(f"{greeting} In a few words, what can we help you with?", lang),
             "</Gather>",
             say("Sorry, I did not catch that.", lang),
@@ -217,10 +227,10 @@ class VoiceAdapter:
             else f"Everyone is busy; the wait is about {minutes} minute{'s' if minutes != 1 else ''}"
         )
         return twiml(
-            f'<Gather input="speech dtmf" numDigits="1" speechTimeout="auto" language={quoteattr(lang)} action={quoteattr(base + "?step=choice")} method="POST">',
+            gather("speech dtmf", lang, base + "?step=choice", ' numDigits="1"'),
             say(
-                f"Thank you. {wait}. To get a call back at this number instead of waiting, say call back or press 1. "
-                "To hold, stay on the line.",
+                f"Thank you. {wait}. To get a call back at this number instead of waiting, "
+                "say call back or press 1. To hold, stay on the line.",
                 lang,
             ),
             "</Gather>",
