@@ -48,7 +48,9 @@ class Desk:
     agents: dict[str, int]
     teams: dict[str, int]
 
-    async def say(self, text: str, *, sender: str = "anna@mail.example", channel: str = "webchat", kind: str = "email") -> dict[str, Any]:
+    async def say(
+        self, text: str, *, sender: str = "anna@mail.example", channel: str = "webchat", kind: str = "email"
+    ) -> dict[str, Any]:
         r = await post_inbound(self.client, self.account, text, sender=sender, kind=kind, channel=channel)
         assert r.status_code in (200, 201), r.text
         assert self.services.worker is not None
@@ -57,8 +59,13 @@ class Desk:
 
     async def bot_messages(self, conversation_id: int) -> list[str]:
         def r(s: Any) -> list[str]:
-            return list(s.execute(select(Message.content).where(Message.conversation_id == conversation_id, Message.sender_type == "bot")
-                                  .order_by(Message.id)).scalars())
+            return list(
+                s.execute(
+                    select(Message.content)
+                    .where(Message.conversation_id == conversation_id, Message.sender_type == "bot")
+                    .order_by(Message.id)
+                ).scalars()
+            )
 
         return await self.services.db.read(r)
 
@@ -77,21 +84,60 @@ class Desk:
 
 
 @pytest.fixture
-async def desk(services: Services, client: httpx.AsyncClient, account: AccountFixture, shop: DemoShop,
-               understanding: KeywordUnderstanding) -> Desk:
+async def desk(
+    services: Services,
+    client: httpx.AsyncClient,
+    account: AccountFixture,
+    shop: DemoShop,
+    understanding: KeywordUnderstanding,
+) -> Desk:
     def w(s: Any) -> tuple[dict[str, int], dict[str, int]]:
         actor = system_actor(account.id)
         update_inbox(s, actor, account.inbox_ids["webchat"], {"automation": True})
         update_inbox(s, actor, account.inbox_ids["email"], {"automation": True})
         agents = {
-            "jonas": create_agent(s, actor, email="jonas@alpha.test", name="Jonas Weber", skills=["orders"], languages=["en", "de"], capacity=3).id,
-            "priya": create_agent(s, actor, email="priya@alpha.test", name="Priya Raman", skills=["refunds"], languages=["en"], capacity=3).id,
-            "maya": create_agent(s, actor, email="maya@alpha.test", name="Maya Okafor", role="supervisor", skills=["refunds"], capacity=3).id,
+            "jonas": create_agent(
+                s,
+                actor,
+                email="jonas@alpha.test",
+                name="Jonas Weber",
+                skills=["orders"],
+                languages=["en", "de"],
+                capacity=3,
+            ).id,
+            "priya": create_agent(
+                s,
+                actor,
+                email="priya@alpha.test",
+                name="Priya Raman",
+                skills=["refunds"],
+                languages=["en"],
+                capacity=3,
+            ).id,
+            "maya": create_agent(
+                s,
+                actor,
+                email="maya@alpha.test",
+                name="Maya Okafor",
+                role="supervisor",
+                skills=["refunds"],
+                capacity=3,
+            ).id,
         }
         teams = {
-            "orders": create_team(s, actor, "Orders & Delivery", skills=["orders"], agent_ids=[agents["jonas"]])[0].id,
-            "refunds": create_team(s, actor, "Returns & Refunds", skills=["refunds", "returns"], agent_ids=[agents["priya"], agents["maya"]])[0].id,
-            "care": create_team(s, actor, "Customer Care", skills=["account", "billing"], agent_ids=[agents["maya"]])[0].id,
+            "orders": create_team(
+                s, actor, "Orders & Delivery", skills=["orders"], agent_ids=[agents["jonas"]]
+            )[0].id,
+            "refunds": create_team(
+                s,
+                actor,
+                "Returns & Refunds",
+                skills=["refunds", "returns"],
+                agent_ids=[agents["priya"], agents["maya"]],
+            )[0].id,
+            "care": create_team(
+                s, actor, "Customer Care", skills=["account", "billing"], agent_ids=[agents["maya"]]
+            )[0].id,
         }
         install_demo_automation(s, account.id, services.settings.secret_key)
         return agents, teams

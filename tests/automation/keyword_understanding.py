@@ -16,7 +16,9 @@ INTENTS = [
     ("order_status", r"where(?:'s| is)|status|track|arriv|my order|order th-|\bth-\d"),
     ("billing", r"charged twice|invoice|double charge"),
 ]
-FRUSTRATED = re.compile(r"!!|ridiculous|unacceptable|furious|worst|useless|third time|fed up|what a joke", re.IGNORECASE)
+FRUSTRATED = re.compile(
+    r"!!|ridiculous|unacceptable|furious|worst|useless|third time|fed up|what a joke", re.IGNORECASE
+)
 
 
 class KeywordUnderstanding:
@@ -29,5 +31,10 @@ class KeywordUnderstanding:
         frustration = 0.9 if FRUSTRATED.search(text) else 0.0
         for intent, pattern in INTENTS:
             if re.search(pattern, low):
-                return Understanding(intent=intent, confidence=0.9, frustration=frustration, sentiment=-0.6 if frustration else 0.0)
+                return Understanding(
+                    intent=intent,
+                    confidence=0.9,
+                    frustration=frustration,
+                    sentiment=-0.6 if frustration else 0.0,
+                )
         return Understanding(intent=None, confidence=0.1, frustration=frustration)

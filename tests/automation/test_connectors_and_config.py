@@ -31,7 +31,11 @@ async def _no_sleep(_: float) -> None:
 
 async def test_http_retries_transient_failures_and_honours_retry_after() -> None:
     seen: list[httpx.Request] = []
-    answers = [httpx.Response(503), httpx.Response(429, headers={"retry-after": "7"}), httpx.Response(200, json={"ok": True})]
+    answers = [
+        httpx.Response(503),
+        httpx.Response(429, headers={"retry-after": "7"}),
+        httpx.Response(200, json={"ok": True}),
+    ]
     waits: list[float] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -41,12 +45,20 @@ async def test_http_retries_transient_failures_and_honours_retry_after() -> None
     async def sleep(s: float) -> None:
         waits.append(s)
 
-    c = HttpConnector("shop", _spec(retries=2, auth={"type": "bearer", "secret": "tok"}), secrets={"tok": "s3cret"},
-                      transport=httpx.MockTransport(handler), sleep=sleep)
+    c = HttpConnector(
+        "shop",
+        _spec(retries=2, auth={"type": "bearer", "secret": "tok"}),
+        secrets={"tok": "s3cret"},
+        transport=httpx.MockTransport(handler),
+        sleep=sleep,
+    )
     assert await c.call("POST", "/refunds", json={"amount": 5}, idempotency_key="k-1") == {"ok": True}
     assert len(seen) == 3 and waits[1] >= 7
     assert {r.headers["idempotency-key"] for r in seen} == {"k-1"}  # a retried POST is the same request
-    assert seen[0].headers["authorization"] == "Bearer s3cret" and str(seen[0].url) == "https://shop.example/api/refunds"
+    assert (
+        seen[0].headers["authorization"] == "Bearer s3cret"
+        and str(seen[0].url) == "https://shop.example/api/refunds"
+    )
 
 
 async def test_http_gives_up_after_retries_and_does_not_retry_4xx() -> None:
@@ -59,7 +71,9 @@ async def test_http_gives_up_after_retries_and_does_not_retry_4xx() -> None:
             raise httpx.ReadTimeout("slow", request=request)
         return httpx.Response(404, json={"detail": "no order"})
 
-    c = HttpConnector("shop", _spec(retries=2), secrets={}, transport=httpx.MockTransport(handler), sleep=_no_sleep)
+    c = HttpConnector(
+        "shop", _spec(retries=2), secrets={}, transport=httpx.MockTransport(handler), sleep=_no_sleep
+    )
     with pytest.raises(ConnectorError) as e:
         await c.call("GET", "/orders/X")
     assert e.value.status == 404 and not e.value.transient and calls == 1 and "no order" in str(e.value)
@@ -76,13 +90,24 @@ async def test_oauth2_client_credentials_token_is_fetched_and_reused() -> None:
         nonlocal token_calls
         if request.url.path == "/oauth/token":
             token_calls += 1
-            assert b"grant_type=client_credentials" in request.content and b"client_secret=cs" in request.content
+            assert (
+                b"grant_type=client_credentials" in request.content and b"client_secret=cs" in request.content
+            )
             return httpx.Response(200, json={"access_token": "AT", "expires_in": 3600})
         assert request.headers["authorization"] == "Bearer AT"
         return httpx.Response(200, json={"n": 1})
 
-    spec = _spec(auth={"type": "oauth2_client_credentials", "token_url": "https://shop.example/oauth/token", "client_id": "cid", "secret": "cs"})
-    c = HttpConnector("shop", spec, secrets={"cs": "cs"}, transport=httpx.MockTransport(handler), sleep=_no_sleep)
+    spec = _spec(
+        auth={
+            "type": "oauth2_client_credentials",
+            "token_url": "https://shop.example/oauth/token",
+            "client_id": "cid",
+            "secret": "cs",
+        }
+    )
+    c = HttpConnector(
+        "shop", spec, secrets={"cs": "cs"}, transport=httpx.MockTransport(handler), sleep=_no_sleep
+    )
     await c.call("GET", "/a")
     await c.call("GET", "/b")
     assert token_calls == 1
@@ -118,9 +143,19 @@ def test_config_validation_gives_reasons() -> None:
     spec = parse(DEMO)
     assert spec.action("refund") is not None and spec.action("refund").policy.max_amount == 50  # type: ignore[union-attr]
     with pytest.raises(Invalid, match="needs a confirm text"):
-        parse(DEMO.replace('    confirm: "Shall I create a free return label for order {order_number}? (yes/no)"\n', ""))
+        parse(
+            DEMO.replace(
+                '    confirm: "Shall I create a free return label for order {order_number}? (yes/no)"\n', ""
+            )
+        )
     with pytest.raises(Invalid, match="unknown connector"):
-        parse(DEMO.replace("{connector: shop, method: GET, path: \"/orders/{order_number}\"}", "{connector: nope, path: /x}", 1))
+        parse(
+            DEMO.replace(
+                '{connector: shop, method: GET, path: "/orders/{order_number}"}',
+                "{connector: nope, path: /x}",
+                1,
+            )
+        )
     with pytest.raises(Invalid, match="not valid YAML"):
         parse("actions: [")
     with pytest.raises(Invalid, match="not a slot"):
@@ -130,11 +165,17 @@ def test_config_validation_gives_reasons() -> None:
 async def test_config_api_versions_and_validates(client: httpx.AsyncClient, account: AccountFixture) -> None:
     h = account.auth
     assert (await client.get("/api/v1/automation/config", headers=h)).json()["version"] == 0
-    assert (await client.put("/api/v1/automation/config", json={"source": DEMO}, headers=h)).json() == {"version": 1}
-    assert (await client.put("/api/v1/automation/config", json={"source": DEMO}, headers=h)).json() == {"version": 2}
+    assert (await client.put("/api/v1/automation/config", json={"source": DEMO}, headers=h)).json() == {
+        "version": 1
+    }
+    assert (await client.put("/api/v1/automation/config", json={"source": DEMO}, headers=h)).json() == {
+        "version": 2
+    }
     bad = await client.put("/api/v1/automation/config", json={"source": "actions: 3"}, headers=h)
     assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
-    assert (await client.put("/api/v1/automation/secrets/shop_api_key", json={"value": "x"}, headers=h)).status_code == 204
+    assert (
+        await client.put("/api/v1/automation/secrets/shop_api_key", json={"value": "x"}, headers=h)
+    ).status_code == 204
     assert (await client.get("/api/v1/automation/secrets", headers=h)).json() == {"names": ["shop_api_key"]}
     names = [a["name"] for a in (await client.get("/api/v1/automation/actions", headers=h)).json()["items"]]
     assert names == ["order_status", "change_address", "refund", "start_return", "password_reset"]
@@ -143,7 +184,16 @@ async def test_config_api_versions_and_validates(client: httpx.AsyncClient, acco
 
 def test_decision_never_asks_for_a_known_slot() -> None:
     spec = parse(DEMO)
-    s = Situation("where is my order?", Understanding(intent="order_status", confidence=0.9), spec, True, False, False, False,
-                  {"order_number": "TH-10001"}, {})
+    s = Situation(
+        "where is my order?",
+        Understanding(intent="order_status", confidence=0.9),
+        spec,
+        True,
+        False,
+        False,
+        False,
+        {"order_number": "TH-10001"},
+        {},
+    )
     d = decide(s)
     assert d.kind == "execute" and d.slots == {"order_number": "TH-10001"}

@@ -13,7 +13,11 @@ from tests.automation.conftest import Desk
 
 async def _runs(desk: Desk, conversation_id: int) -> list[ActionRun]:
     return await desk.services.db.read(
-        lambda s: list(s.execute(select(ActionRun).where(ActionRun.conversation_id == conversation_id).order_by(ActionRun.id)).scalars())
+        lambda s: list(
+            s.execute(
+                select(ActionRun).where(ActionRun.conversation_id == conversation_id).order_by(ActionRun.id)
+            ).scalars()
+        )
     )
 
 
@@ -22,7 +26,9 @@ async def test_order_status_solved_by_the_bot(desk: Desk) -> None:
     cid = r["conversation_id"]
     bot = await desk.bot_messages(cid)
     assert len(bot) == 1
-    assert "TH-10001" in bot[0] and "on its way" in bot[0] and "https://track.example/JD0146000012345" in bot[0]
+    assert (
+        "TH-10001" in bot[0] and "on its way" in bot[0] and "https://track.example/JD0146000012345" in bot[0]
+    )
     assert ("GET", "/orders/TH-10001") in desk.shop.calls
     conv = await desk.conversation(cid)
     assert conv.assignee_id is None and conv.custom_attributes["bot"].get("mode") != "handed_off"
@@ -50,13 +56,17 @@ async def test_address_change_with_confirmation(desk: Desk) -> None:
     assert "send order TH-10003 to Lindenstraße 12, 10969 Berlin?" in confirm
     assert desk.shop.writes() == []  # nothing changes before the customer says yes
     await desk.say("yes please", sender="ben@mail.example")
-    assert (await desk.bot_messages(cid))[-1] == "Done: order TH-10003 will go to Lindenstraße 12, 10969 Berlin."
+    assert (await desk.bot_messages(cid))[
+        -1
+    ] == "Done: order TH-10003 will go to Lindenstraße 12, 10969 Berlin."
     assert desk.shop.orders["TH-10003"]["address"] == "Lindenstraße 12, 10969 Berlin"
     assert desk.shop.writes("/address") == [("PUT", "/orders/TH-10003/address")]
 
 
 async def test_address_change_declined_changes_nothing(desk: Desk) -> None:
-    r = await desk.say("please deliver to Hauptstraße 9, 80331 München instead, order TH-10003", sender="ben@mail.example")
+    r = await desk.say(
+        "please deliver to Hauptstraße 9, 80331 München instead, order TH-10003", sender="ben@mail.example"
+    )
     cid = r["conversation_id"]
     assert "Please answer yes or no" in (await desk.bot_messages(cid))[-1]
     await desk.say("no, wait", sender="ben@mail.example")
@@ -98,8 +108,11 @@ async def test_refund_above_policy_goes_to_an_agent_who_may_approve(desk: Desk) 
     from tests.conftest import login
 
     csrf = await login(desk.client, desk.account.admin_email, desk.account.password)
-    refused = await desk.client.post(f"/api/v1/conversations/{cid}/actions/refund", json={"slots": {}, "confirmed": True},
-                                     headers={"x-csrf-token": csrf})
+    refused = await desk.client.post(
+        f"/api/v1/conversations/{cid}/actions/refund",
+        json={"slots": {}, "confirmed": True},
+        headers={"x-csrf-token": csrf},
+    )
     assert refused.status_code == 200, refused.text
     assert refused.json()["status"] == "ok" and refused.json()["slots"]["amount"] == 189.0
     assert desk.shop.refunds[0]["amount"] == 189.0
@@ -151,7 +164,9 @@ async def test_frustrated_customer_handed_over_with_priority(desk: Desk) -> None
 
 async def test_bereavement_is_handled_by_a_person_with_care(desk: Desk) -> None:
     await desk.set_online("maya")
-    r = await desk.say("My husband passed away last month and I need to close his account and cancel order TH-10004")
+    r = await desk.say(
+        "My husband passed away last month and I need to close his account and cancel order TH-10004"
+    )
     cid = r["conversation_id"]
     bot = await desk.bot_messages(cid)
     assert len(bot) == 1 and bot[0].startswith("I'm so sorry.")
@@ -216,23 +231,33 @@ async def test_order_number_never_asked_again_after_transfer_and_channel_switch(
 
     csrf = await login(desk.client, desk.account.admin_email, desk.account.password)
     h = {"x-csrf-token": csrf}
-    t = await desk.client.post(f"/api/v1/conversations/{chat}/transfer", json={"agent_id": desk.agents["priya"], "note": "refund question"},
-                               headers=h)
+    t = await desk.client.post(
+        f"/api/v1/conversations/{chat}/transfer",
+        json={"agent_id": desk.agents["priya"], "note": "refund question"},
+        headers=h,
+    )
     assert t.status_code == 200, t.text
     detail = (await desk.client.get(f"/api/v1/conversations/{chat}")).json()
     assert detail["case_brief"]["facts"]["order_number"] == "TH-10005"
     assert detail["case_brief"]["handoffs"][0]["note"] == "refund question"
     acts = (await desk.client.get(f"/api/v1/conversations/{chat}/actions")).json()
     assert next(a for a in acts["items"] if a["name"] == "order_status")["slots"][0]["value"] == "TH-10005"
-    check = await desk.client.post(f"/api/v1/conversations/{chat}/reask-check", json={"content": "Could you send me your order number?"},
-                                   headers=h)
+    check = await desk.client.post(
+        f"/api/v1/conversations/{chat}/reask-check",
+        json={"content": "Could you send me your order number?"},
+        headers=h,
+    )
     assert check.json()["asks_again"] == ["order_number"]
     # The customer switches to email, a new conversation: the bot still knows the order.
-    e = await desk.say("Hello again, any news on where my order is?", sender="david@mail.example", channel="email")
+    e = await desk.say(
+        "Hello again, any news on where my order is?", sender="david@mail.example", channel="email"
+    )
     assert e["conversation_id"] != chat
     bot = await desk.bot_messages(e["conversation_id"])
     assert len(bot) == 1 and "TH-10005" in bot[0] and "order number" not in bot[0].lower()
-    assert (await desk.conversation(e["conversation_id"])).custom_attributes.get("facts", {}).get("order_number") in (None, "TH-10005")
+    assert (await desk.conversation(e["conversation_id"])).custom_attributes.get("facts", {}).get(
+        "order_number"
+    ) in (None, "TH-10005")
 
 
 async def test_agent_reask_is_flagged(desk: Desk) -> None:
@@ -242,8 +267,11 @@ async def test_agent_reask_is_flagged(desk: Desk) -> None:
     from tests.conftest import login
 
     csrf = await login(desk.client, desk.account.admin_email, desk.account.password)
-    sent = await desk.client.post(f"/api/v1/conversations/{cid}/messages", json={"content": "Hi! What is your order number?"},
-                                  headers={"x-csrf-token": csrf})
+    sent = await desk.client.post(
+        f"/api/v1/conversations/{cid}/messages",
+        json={"content": "Hi! What is your order number?"},
+        headers={"x-csrf-token": csrf},
+    )
     assert sent.status_code == 201
     await desk.say("I already told you: TH-10001")
     msgs = (await desk.client.get(f"/api/v1/conversations/{cid}/messages")).json()["items"]

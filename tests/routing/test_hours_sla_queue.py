@@ -32,7 +32,12 @@ def test_no_hours_means_always_open() -> None:
 
 
 def _conv(**kw: Any) -> Conversation:
-    base = {"status": "open", "created_at": utc(2025, 1, 20, 8, 0), "first_reply_at": None, "waiting_since": utc(2025, 1, 20, 8, 0)}
+    base = {
+        "status": "open",
+        "created_at": utc(2025, 1, 20, 8, 0),
+        "first_reply_at": None,
+        "waiting_since": utc(2025, 1, 20, 8, 0),
+    }
     return Conversation(**{**base, **kw})
 
 

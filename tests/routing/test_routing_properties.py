@@ -22,19 +22,27 @@ from caredesk.routing.models import Assignment, QueueEntry
 from caredesk.services import Services
 from tests.conftest import AccountFixture
 
-agent_st = st.fixed_dictionaries({
-    "capacity": st.integers(0, 3),
-    "online": st.booleans(),
-    "team": st.sampled_from([0, 1, None]),
-    "load": st.integers(0, 3),
-})
+agent_st = st.fixed_dictionaries(
+    {
+        "capacity": st.integers(0, 3),
+        "online": st.booleans(),
+        "team": st.sampled_from([0, 1, None]),
+        "load": st.integers(0, 3),
+    }
+)
 conv_st = st.fixed_dictionaries({"team": st.sampled_from([0, 1, None]), "rank": st.integers(0, 3)})
 world_st = st.tuples(st.lists(agent_st, min_size=1, max_size=6), st.lists(conv_st, min_size=1, max_size=14))
 
 
-def _build(s: Any, account_id: int, inbox_id: int, agents: list[dict[str, Any]], convs: list[dict[str, Any]]) -> dict[str, Any]:
+def _build(
+    s: Any, account_id: int, inbox_id: int, agents: list[dict[str, Any]], convs: list[dict[str, Any]]
+) -> dict[str, Any]:
     for table in (Assignment, QueueEntry, Conversation, TeamMember, Team, Contact):
-        s.execute(delete(table).where(table.account_id == account_id) if hasattr(table, "account_id") else delete(table))
+        s.execute(
+            delete(table).where(table.account_id == account_id)
+            if hasattr(table, "account_id")
+            else delete(table)
+        )
     s.execute(delete(Agent).where(Agent.account_id == account_id, Agent.email.like("p%@prop.test")))
     teams = [Team(account_id=account_id, name=f"T{i}", skills=[]) for i in range(2)]
     s.add_all(teams)
@@ -43,29 +51,65 @@ def _build(s: Any, account_id: int, inbox_id: int, agents: list[dict[str, Any]],
     s.flush()
     agent_rows = []
     for i, a in enumerate(agents):
-        row = Agent(account_id=account_id, email=f"p{i}@prop.test", name=f"P{i}", capacity=a["capacity"],
-                    availability="online" if a["online"] else "offline", skills=[], languages=[])
+        row = Agent(
+            account_id=account_id,
+            email=f"p{i}@prop.test",
+            name=f"P{i}",
+            capacity=a["capacity"],
+            availability="online" if a["online"] else "offline",
+            skills=[],
+            languages=[],
+        )
         s.add(row)
         s.flush()
         if a["team"] is not None:
             s.add(TeamMember(team_id=teams[a["team"]].id, agent_id=row.id))
         agent_rows.append(row)
         for _ in range(a["load"]):  # existing open conversations (may exceed a capacity lowered since)
-            s.add(Conversation(account_id=account_id, contact_id=contact.id, inbox_id=inbox_id, public_token=new_token(nbytes=15),
-                               assignee_id=row.id, custom_attributes={}, case_brief={}, signals={}))
+            s.add(
+                Conversation(
+                    account_id=account_id,
+                    contact_id=contact.id,
+                    inbox_id=inbox_id,
+                    public_token=new_token(nbytes=15),
+                    assignee_id=row.id,
+                    custom_attributes={},
+                    case_brief={},
+                    signals={},
+                )
+            )
     s.flush()
     base = utcnow() - dt.timedelta(minutes=100)
     ids = []
     for j, c in enumerate(convs):
-        conv = Conversation(account_id=account_id, contact_id=contact.id, inbox_id=inbox_id, public_token=new_token(nbytes=15),
-                            custom_attributes={}, case_brief={}, signals={}, team_id=teams[c["team"]].id if c["team"] is not None else None)
+        conv = Conversation(
+            account_id=account_id,
+            contact_id=contact.id,
+            inbox_id=inbox_id,
+            public_token=new_token(nbytes=15),
+            custom_attributes={},
+            case_brief={},
+            signals={},
+            team_id=teams[c["team"]].id if c["team"] is not None else None,
+        )
         s.add(conv)
         s.flush()
-        s.add(QueueEntry(conversation_id=conv.id, account_id=account_id, team_id=conv.team_id, rank=c["rank"],
-                         queued_at=base + dt.timedelta(seconds=j)))
+        s.add(
+            QueueEntry(
+                conversation_id=conv.id,
+                account_id=account_id,
+                team_id=conv.team_id,
+                rank=c["rank"],
+                queued_at=base + dt.timedelta(seconds=j),
+            )
+        )
         ids.append(conv.id)
     s.flush()
-    return {"agents": [a.id for a in agent_rows], "convs": ids, "before": router.loads(s, account_id, [a.id for a in agent_rows])}
+    return {
+        "agents": [a.id for a in agent_rows],
+        "convs": ids,
+        "before": router.loads(s, account_id, [a.id for a in agent_rows]),
+    }
 
 
 def _check(s: Any, account_id: int, built: dict[str, Any]) -> None:
@@ -77,8 +121,14 @@ def _check(s: Any, account_id: int, built: dict[str, Any]) -> None:
         if built["before"][aid] >= a.capacity:
             assert load[aid] == built["before"][aid]
     waiting = list(s.execute(select(QueueEntry).where(QueueEntry.account_id == account_id)).scalars())
-    assigned = {c.id: c for c in s.execute(select(Conversation).where(Conversation.id.in_(built["convs"]),
-                                                                       Conversation.assignee_id.is_not(None))).scalars()}
+    assigned = {
+        c.id: c
+        for c in s.execute(
+            select(Conversation).where(
+                Conversation.id.in_(built["convs"]), Conversation.assignee_id.is_not(None)
+            )
+        ).scalars()
+    }
     members: dict[int | None, set[int]] = {}
     for team_id, agent_id in s.execute(select(TeamMember.team_id, TeamMember.agent_id)):
         members.setdefault(team_id, set()).add(agent_id)
@@ -96,10 +146,16 @@ def _check(s: Any, account_id: int, built: dict[str, Any]) -> None:
     for cid, conv in assigned.items():
         assigned_ranks.setdefault(conv.team_id, []).append(built["rank"][cid])
     for e in waiting:
-        assert all(r >= ranks[e.conversation_id] for r in assigned_ranks.get(e.team_id, [])), "priority inverted"
+        assert all(r >= ranks[e.conversation_id] for r in assigned_ranks.get(e.team_id, [])), (
+            "priority inverted"
+        )
     # Every assignment went to an online member of the right team (or anyone when the team has no members).
     for conv in assigned.values():
-        pool = members.get(conv.team_id) if conv.team_id is not None and members.get(conv.team_id) else set(agents)
+        pool = (
+            members.get(conv.team_id)
+            if conv.team_id is not None and members.get(conv.team_id)
+            else set(agents)
+        )
         assert conv.assignee_id in pool and agents[conv.assignee_id].availability == "online"
 
 
@@ -109,8 +165,9 @@ def _ranks(convs: list[dict[str, Any]], ids: list[int]) -> dict[int, int]:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(world=world_st)
-async def test_drain_respects_capacity_priority_and_leaves_nobody_waiting(services: Services, account: AccountFixture,
-                                                                         world: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> None:
+async def test_drain_respects_capacity_priority_and_leaves_nobody_waiting(
+    services: Services, account: AccountFixture, world: tuple[list[dict[str, Any]], list[dict[str, Any]]]
+) -> None:
     agents, convs = world
     built = await services.db.write(_build, account.id, account.inbox_ids["api"], agents, convs)
     built["rank"] = _ranks(convs, built["convs"])
@@ -120,8 +177,9 @@ async def test_drain_respects_capacity_priority_and_leaves_nobody_waiting(servic
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(world=world_st)
-async def test_concurrent_routers_never_exceed_capacity(services: Services, account: AccountFixture,
-                                                        world: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> None:
+async def test_concurrent_routers_never_exceed_capacity(
+    services: Services, account: AccountFixture, world: tuple[list[dict[str, Any]], list[dict[str, Any]]]
+) -> None:
     """Many routers at once (each conversation routed in its own transaction, all submitted together)."""
     agents, convs = world
     built = await services.db.write(_build, account.id, account.inbox_ids["api"], agents, convs)
@@ -142,6 +200,11 @@ async def test_least_loaded_then_round_robin(services: Services, account: Accoun
     assert order == built["agents"] * 2  # equal loads: each agent in turn
 
     def count(s: Any) -> int:
-        return int(s.execute(select(func.count()).select_from(Assignment).where(Assignment.account_id == account.id)).scalar() or 0)
+        return int(
+            s.execute(
+                select(func.count()).select_from(Assignment).where(Assignment.account_id == account.id)
+            ).scalar()
+            or 0
+        )
 
     assert await services.db.read(count) == 6

@@ -3,6 +3,7 @@ connector, audit the run. Used by the bot conductor and by agents (the buttons i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,8 +39,16 @@ class Outcome:
     run_id: int | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"status": self.status, "action": self.action, "reply": self.reply, "result": self.result, "slots": self.slots,
-                "reason": self.reason, "promise": self.promise, "run_id": self.run_id}
+        return {
+            "status": self.status,
+            "action": self.action,
+            "reply": self.reply,
+            "result": self.result,
+            "slots": self.slots,
+            "reason": self.reason,
+            "promise": self.promise,
+            "run_id": self.run_id,
+        }
 
 
 def _secret_names(spec: cfg.AutomationSpec, action: cfg.ActionSpec) -> set[str]:
@@ -61,7 +70,14 @@ class _Prepared:
     used_policy_key: bool
 
 
-def _prepare(session: Session, account_id: int, secret_key: str, name: str, idempotency_key: str | None, policy_value: str | None) -> _Prepared:
+def _prepare(
+    session: Session,
+    account_id: int,
+    secret_key: str,
+    name: str,
+    idempotency_key: str | None,
+    policy_value: str | None,
+) -> _Prepared:
     spec = cfg.active_config(session, account_id)
     action = spec.action(name) if spec else None
     if spec is None or action is None:
@@ -69,26 +85,50 @@ def _prepare(session: Session, account_id: int, secret_key: str, name: str, idem
     secrets = {n: get_secret(session, account_id, secret_key, n) for n in _secret_names(spec, action)}
     previous = None
     if idempotency_key:
-        previous = session.execute(select(ActionRun).where(ActionRun.idempotency_key == idempotency_key)).scalar_one_or_none()
+        previous = session.execute(
+            select(ActionRun).where(ActionRun.idempotency_key == idempotency_key)
+        ).scalar_one_or_none()
     used = False
     if action.policy.once_per and policy_value is not None:
-        used = session.execute(
-            select(ActionRun.id).where(
-                ActionRun.account_id == account_id, ActionRun.action == name, ActionRun.policy_key == str(policy_value), ActionRun.status == OK
-            ).limit(1)
-        ).first() is not None
+        used = (
+            session.execute(
+                select(ActionRun.id)
+                .where(
+                    ActionRun.account_id == account_id,
+                    ActionRun.action == name,
+                    ActionRun.policy_key == str(policy_value),
+                    ActionRun.status == OK,
+                )
+                .limit(1)
+            ).first()
+            is not None
+        )
     return _Prepared(spec, action, secrets, previous, used)
 
 
-async def _call(services: Any, spec: cfg.AutomationSpec, call: cfg.CallSpec, values: dict[str, Any], secrets: dict[str, str], key: str | None) -> dict[str, Any]:
+async def _call(
+    services: Any,
+    spec: cfg.AutomationSpec,
+    call: cfg.CallSpec,
+    values: dict[str, Any],
+    secrets: dict[str, str],
+    key: str | None,
+) -> dict[str, Any]:
     conn_spec = spec.connectors[call.connector]
     if conn_spec.kind == "sql":
         sql = SqlConnector(call.connector, conn_spec, secrets=secrets)
-        data: Any = await sql.query(call.sql or "", {k: v for k, v in values.items() if not isinstance(v, dict)})
+        data: Any = await sql.query(
+            call.sql or "", {k: v for k, v in values.items() if not isinstance(v, dict)}
+        )
     else:
         transports = services.extras.get("connector_transports", {}) if services is not None else {}
-        http = HttpConnector(call.connector, conn_spec, secrets=secrets, public_url=services.settings.public_url if services else "",
-                             transport=transports.get(call.connector))
+        http = HttpConnector(
+            call.connector,
+            conn_spec,
+            secrets=secrets,
+            public_url=services.settings.public_url if services else "",
+            transport=transports.get(call.connector),
+        )
         path = render(call.path, values, quote=path_quote)
         query = {k: render(v, values) for k, v in call.query.items()}
         body = render_value(call.json_body, values) if call.json_body is not None else None
@@ -104,17 +144,51 @@ def _allowed_beyond_policy(actor: Actor, action: cfg.ActionSpec) -> bool:
     return actor.kind == "agent" and RANK.get(actor.role, 0) >= RANK[action.policy.approver_role]
 
 
-def _record(session: Session, account_id: int, actor: Actor, conversation_id: int | None, out: Outcome, key: str | None, policy_key: str | None) -> int:
-    run = ActionRun(account_id=account_id, conversation_id=conversation_id, action=out.action, actor_type=actor.kind, actor_id=actor.id,
-                    slots=out.slots, status=out.status, result=out.result, error=out.reason or None,
-                    policy_key=policy_key if out.status == OK else None, idempotency_key=key)
+def _record(
+    session: Session,
+    account_id: int,
+    actor: Actor,
+    conversation_id: int | None,
+    out: Outcome,
+    key: str | None,
+    policy_key: str | None,
+) -> int:
+    run = ActionRun(
+        account_id=account_id,
+        conversation_id=conversation_id,
+        action=out.action,
+        actor_type=actor.kind,
+        actor_id=actor.id,
+        slots=out.slots,
+        status=out.status,
+        result=out.result,
+        error=out.reason or None,
+        policy_key=policy_key if out.status == OK else None,
+        idempotency_key=key,
+    )
     session.add(run)
     session.flush()
-    audit(session, account_id, actor.audit_ref, f"action.{out.status}", "action_run", run.id,
-          {"action": out.action, "conversation_id": conversation_id, "reason": out.reason})
-    record_event(session, account_id, "action.executed", {**out.as_json(), "run_id": run.id, "conversation_id": conversation_id,
-                                                          "actor": {"kind": actor.kind, "id": actor.id, "name": actor.name}},
-                 conversation_id=conversation_id)
+    audit(
+        session,
+        account_id,
+        actor.audit_ref,
+        f"action.{out.status}",
+        "action_run",
+        run.id,
+        {"action": out.action, "conversation_id": conversation_id, "reason": out.reason},
+    )
+    record_event(
+        session,
+        account_id,
+        "action.executed",
+        {
+            **out.as_json(),
+            "run_id": run.id,
+            "conversation_id": conversation_id,
+            "actor": {"kind": actor.kind, "id": actor.id, "name": actor.name},
+        },
+        conversation_id=conversation_id,
+    )
     return run.id
 
 
@@ -143,13 +217,27 @@ async def run_action(
     if absent:
         raise Invalid(f"missing: {', '.join(absent)}", missing=absent)
     policy_value = values.get(pre_action.policy.once_per) if pre_action.policy.once_per else None
-    prep = await db.read(_prepare, actor.account_id, services.settings.secret_key, name, idempotency_key,
-                         None if policy_value is None else str(policy_value))
+    prep = await db.read(
+        _prepare,
+        actor.account_id,
+        services.settings.secret_key,
+        name,
+        idempotency_key,
+        None if policy_value is None else str(policy_value),
+    )
     action, spec = prep.action, prep.spec
     if prep.previous is not None:
         p = prep.previous
-        return Outcome(p.status, p.action, _reply(action, p.slots, p.result, contact) if p.status == OK else action.failure_reply,
-                       p.result, p.slots, p.error or "", _promise(action, p.slots, p.result, contact), p.id)
+        return Outcome(
+            p.status,
+            p.action,
+            _reply(action, p.slots, p.result, contact) if p.status == OK else action.failure_reply,
+            p.result,
+            p.slots,
+            p.error or "",
+            _promise(action, p.slots, p.result, contact),
+            p.id,
+        )
     key = idempotency_key
     out = Outcome(OK, name, slots=values)
     try:
@@ -157,10 +245,8 @@ async def run_action(
             found = await _call(services, spec, action.lookup.call, values, prep.secrets, None)
             for slot, path in action.lookup.provide.items():
                 if values.get(slot) in (None, ""):
-                    try:
+                    with contextlib.suppress(MissingValue):
                         values[slot] = lookup(found, path)
-                    except MissingValue:
-                        pass
             values["lookup"] = found
         refusal = _policy_refusal(action, values, prep.used_policy_key)
         if refusal and not _allowed_beyond_policy(actor, action):
@@ -199,14 +285,18 @@ def _values(values: dict[str, Any], result: dict[str, Any], contact: dict[str, A
     return {**values, "result": result, "contact": contact or {}}
 
 
-def _reply(action: cfg.ActionSpec, values: dict[str, Any], result: dict[str, Any], contact: dict[str, Any] | None) -> str:
+def _reply(
+    action: cfg.ActionSpec, values: dict[str, Any], result: dict[str, Any], contact: dict[str, Any] | None
+) -> str:
     try:
         return render(action.reply, _values(values, result, contact))
     except MissingValue:
         return f"{action.title}: done."
 
 
-def _promise(action: cfg.ActionSpec, values: dict[str, Any], result: dict[str, Any], contact: dict[str, Any] | None) -> str | None:
+def _promise(
+    action: cfg.ActionSpec, values: dict[str, Any], result: dict[str, Any], contact: dict[str, Any] | None
+) -> str | None:
     if not action.promise:
         return None
     try:
@@ -215,46 +305,72 @@ def _promise(action: cfg.ActionSpec, values: dict[str, Any], result: dict[str, A
         return None
 
 
-def confirm_text(action: cfg.ActionSpec, values: dict[str, Any], contact: dict[str, Any] | None = None) -> str:
+def confirm_text(
+    action: cfg.ActionSpec, values: dict[str, Any], contact: dict[str, Any] | None = None
+) -> str:
     try:
         return render(action.confirm or "Shall I go ahead?", _values(values, {}, contact))
     except MissingValue:
         return f"Shall I go ahead with: {action.title.lower()}?"
 
 
-def actions_json(spec: cfg.AutomationSpec | None, known: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def actions_json(
+    spec: cfg.AutomationSpec | None, known: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Actions as the workspace shows them: each slot with the value already known (never asked again)."""
     if spec is None:
         return []
     known = known or {}
     out = []
     for a in spec.actions:
-        out.append({
-            "name": a.name, "title": a.title, "description": a.description, "intents": a.intents, "changes_data": a.changes_data,
-            "confirm": a.confirm, "policy": a.policy.model_dump(),
-            "slots": [{"name": n, "prompt": s.prompt, "type": s.type, "required": s.required and not (a.lookup and n in a.lookup.provide),
-                       "value": known.get(n)} for n, s in a.slots.items()],
-        })
+        out.append(
+            {
+                "name": a.name,
+                "title": a.title,
+                "description": a.description,
+                "intents": a.intents,
+                "changes_data": a.changes_data,
+                "confirm": a.confirm,
+                "policy": a.policy.model_dump(),
+                "slots": [
+                    {
+                        "name": n,
+                        "prompt": s.prompt,
+                        "type": s.type,
+                        "required": s.required and not (a.lookup and n in a.lookup.provide),
+                        "value": known.get(n),
+                    }
+                    for n, s in a.slots.items()
+                ],
+            }
+        )
     return out
 
 
-async def preview_action(services: Any, account_id: int, name: str, slot_values: dict[str, Any]) -> tuple[dict[str, Any], str]:
+async def preview_action(
+    services: Any, account_id: int, name: str, slot_values: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
     """Before asking the customer to confirm: run the read-only lookup and check the policy.
     Returns (values with looked-up slots, refusal reason or "")."""
-    prep = await services.db.read(_prepare, account_id, services.settings.secret_key, name, None,
-                                  None)
+    prep = await services.db.read(_prepare, account_id, services.settings.secret_key, name, None, None)
     action, spec = prep.action, prep.spec
     values = validated(action, slot_values)
     if action.lookup is not None:
         found = await _call(services, spec, action.lookup.call, values, prep.secrets, None)
         for slot, path in action.lookup.provide.items():
             if values.get(slot) in (None, ""):
-                try:
+                with contextlib.suppress(MissingValue):
                     values[slot] = lookup(found, path)
-                except MissingValue:
-                    pass
     used = False
     if action.policy.once_per and values.get(action.policy.once_per) is not None:
-        used = (await services.db.read(_prepare, account_id, services.settings.secret_key, name, None,
-                                       str(values[action.policy.once_per]))).used_policy_key
+        used = (
+            await services.db.read(
+                _prepare,
+                account_id,
+                services.settings.secret_key,
+                name,
+                None,
+                str(values[action.policy.once_per]),
+            )
+        ).used_policy_key
     return values, _policy_refusal(action, values, used)

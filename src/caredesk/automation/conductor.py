@@ -82,17 +82,33 @@ def _snapshot(session: Session, message_id: int, conversation_id: int) -> Snapsh
     inbox = session.get(Inbox, conv.inbox_id)
     contact = session.get(Contact, conv.contact_id)
     state = dict(conv.custom_attributes.get("bot") or {})
-    history = list(session.execute(
-        select(Message.content).where(Message.conversation_id == conv.id, Message.type == "incoming", Message.id < message_id)
-        .order_by(Message.id.desc()).limit(10)
-    ).scalars())[::-1]
+    history = list(
+        session.execute(
+            select(Message.content)
+            .where(Message.conversation_id == conv.id, Message.type == "incoming", Message.id < message_id)
+            .order_by(Message.id.desc())
+            .limit(10)
+        ).scalars()
+    )[::-1]
     return Snapshot(
-        account_id=conv.account_id, conversation_id=conv.id, contact_id=conv.contact_id, text=m.content,
-        incoming=m.type == "incoming" and not m.spam, signals=dict(m.signals or {}), automation_on=bool(inbox and inbox.automation),
-        assigned=conv.assignee_id is not None, state=state, known=known_facts(conv, contact),
-        contact={"name": contact.name if contact else "", "first_name": (contact.name.split() or [""])[0] if contact and contact.name else "",
-                 "email": contact.email if contact else None},
-        vip=bool(contact and contact.vip), history=history, spec=cfg.active_config(session, conv.account_id),
+        account_id=conv.account_id,
+        conversation_id=conv.id,
+        contact_id=conv.contact_id,
+        text=m.content,
+        incoming=m.type == "incoming" and not m.spam,
+        signals=dict(m.signals or {}),
+        automation_on=bool(inbox and inbox.automation),
+        assigned=conv.assignee_id is not None,
+        state=state,
+        known=known_facts(conv, contact),
+        contact={
+            "name": contact.name if contact else "",
+            "first_name": (contact.name.split() or [""])[0] if contact and contact.name else "",
+            "email": contact.email if contact else None,
+        },
+        vip=bool(contact and contact.vip),
+        history=history,
+        spec=cfg.active_config(session, conv.account_id),
         done=int(state.get("last_message_id", 0)) >= message_id,
     )
 
@@ -104,17 +120,37 @@ async def conduct(ctx: JobContext, message_id: int, conversation_id: int) -> Non
         return
     u = from_signals(snap.signals)
     if u is None:
-        u = await default_understander(services)(snap.text, Context(snap.account_id, snap.conversation_id, snap.history, snap.known))
-    d = decide(Situation(snap.text, u, snap.spec, snap.automation_on, bool(snap.state.get("mode") == "handed_off"), snap.assigned,
-                         snap.vip, snap.known, snap.state))
+        u = await default_understander(services)(
+            snap.text, Context(snap.account_id, snap.conversation_id, snap.history, snap.known)
+        )
+    d = decide(
+        Situation(
+            snap.text,
+            u,
+            snap.spec,
+            snap.automation_on,
+            bool(snap.state.get("mode") == "handed_off"),
+            snap.assigned,
+            snap.vip,
+            snap.known,
+            snap.state,
+        )
+    )
     outcome: Outcome | None = None
     if d.kind == "preview" and d.action:
         d = await _preview(services, snap, d)
     if d.kind == "execute" and d.action:
         actor = bot_actor(snap.account_id)
         try:
-            outcome = await run_action(services, actor, d.action, {**snap.known, **d.facts, **d.slots}, conversation_id=snap.conversation_id,
-                                       idempotency_key=f"bot:{message_id}:{d.action}", contact=snap.contact)
+            outcome = await run_action(
+                services,
+                actor,
+                d.action,
+                {**snap.known, **d.facts, **d.slots},
+                conversation_id=snap.conversation_id,
+                idempotency_key=f"bot:{message_id}:{d.action}",
+                contact=snap.contact,
+            )
         except CaredeskError as exc:
             outcome = Outcome("failed", d.action, reason=exc.detail)
         if outcome.status != OK:
@@ -127,7 +163,9 @@ async def _preview(services: Any, snap: Snapshot, d: Decision) -> Decision:
     action = snap.spec.action(d.action)
     assert action is not None
     try:
-        values, refusal = await preview_action(services, snap.account_id, d.action, {**snap.known, **d.facts, **d.slots})
+        values, refusal = await preview_action(
+            services, snap.account_id, d.action, {**snap.known, **d.facts, **d.slots}
+        )
     except (ConnectorError, CaredeskError) as exc:
         d.kind, d.reason, d.text = "handoff", "failed_action", str(exc)
         return d
@@ -141,7 +179,9 @@ async def _preview(services: Any, snap: Snapshot, d: Decision) -> Decision:
     return d
 
 
-def _apply(session: Session, snap: Snapshot, message_id: int, u: Understanding, d: Decision, outcome: Outcome | None) -> None:
+def _apply(
+    session: Session, snap: Snapshot, message_id: int, u: Understanding, d: Decision, outcome: Outcome | None
+) -> None:
     conv = session.get(Conversation, snap.conversation_id)
     if conv is None:
         return
@@ -152,29 +192,48 @@ def _apply(session: Session, snap: Snapshot, message_id: int, u: Understanding, 
         raise RetryLater("conversation changed while deciding", after=0.05)
     new_facts = remember(session, conv, d.facts)
     if outcome is not None and outcome.status == OK:
-        remember(session, conv, {k: v for k, v in outcome.slots.items() if not isinstance(v, dict) and k in (d.slots or {})})
+        remember(
+            session,
+            conv,
+            {k: v for k, v in outcome.slots.items() if not isinstance(v, dict) and k in (d.slots or {})},
+        )
     spec = snap.spec
     action = spec.action(d.action) if spec and d.action else None
-    mood = mood_of(u.frustration, u.sentiment, sensitive=is_sensitive(snap.text) or u.escalate_reason == "sensitive")
-    update_brief(conv, goal=(action.title if action else (u.intent or "").replace("_", " ") or None), intent=u.intent or None,
-                 customer_words=snap.text, facts=new_facts or None, mood=mood)
+    mood = mood_of(
+        u.frustration, u.sentiment, sensitive=is_sensitive(snap.text) or u.escalate_reason == "sensitive"
+    )
+    update_brief(
+        conv,
+        goal=(action.title if action else (u.intent or "").replace("_", " ") or None),
+        intent=u.intent or None,
+        customer_words=snap.text,
+        facts=new_facts or None,
+        mood=mood,
+    )
     _flag_reasks(session, conv, message_id)
     bot = bot_actor(conv.account_id)
     replies: list[str] = []
     if d.kind in ("ask", "clarify", "reply") and d.text:
         replies.append(d.text)
         if d.kind == "ask" and action:
-            update_brief(conv, step=("bot", f"Asked for {d.state.get('pending', {}) and d.state['pending'].get('awaiting') or 'details'} ({action.title})"))
+            asked = (d.state.get("pending") or {}).get("awaiting") or "details"
+            update_brief(conv, step=("bot", f"Asked for {asked} ({action.title})"))
         if d.reason == "cancelled" and action:
             update_brief(conv, step=("bot", f"Offered {action.title.lower()}; the customer declined"))
     elif d.kind == "confirm" and action:
         replies.append((d.text + " " if d.text else "") + confirm_text(action, d.slots, snap.contact))
-        update_brief(conv, step=("bot", f"Asked the customer to confirm {action.title.lower()} ({_slots_text(d.slots)})"))
+        update_brief(
+            conv,
+            step=("bot", f"Asked the customer to confirm {action.title.lower()} ({_slots_text(d.slots)})"),
+        )
     elif d.kind == "execute" and outcome is not None and action:
         replies.append(outcome.reply)
-        update_brief(conv, verified={k: v for k, v in outcome.slots.items() if k in action.slots},
-                     step=("bot", f"{action.title}: done ({_slots_text(outcome.slots)})"),
-                     promise=("bot", outcome.promise) if outcome.promise else None)
+        update_brief(
+            conv,
+            verified={k: v for k, v in outcome.slots.items() if k in action.slots},
+            step=("bot", f"{action.title}: done ({_slots_text(outcome.slots)})"),
+            promise=("bot", outcome.promise) if outcome.promise else None,
+        )
     state = dict(d.state)
     if d.kind == "handoff":
         replies.extend(_handoff(session, conv, snap, u, d, outcome, action))
@@ -185,24 +244,50 @@ def _apply(session: Session, snap: Snapshot, message_id: int, u: Understanding, 
     conv.custom_attributes = {**conv.custom_attributes, "bot": state}
     for text in replies:
         send_reply(session, bot, conv.id, text, meta={"bot": True, "decision": d.kind, "reason": d.reason})
-    record_event(session, conv.account_id, "conversation.updated",
-                 {"id": conv.id, "change": "case_brief", "case_brief": conv.case_brief, "custom_attributes": conv.custom_attributes},
-                 conversation_id=conv.id, contact_id=conv.contact_id)
+    record_event(
+        session,
+        conv.account_id,
+        "conversation.updated",
+        {
+            "id": conv.id,
+            "change": "case_brief",
+            "case_brief": conv.case_brief,
+            "custom_attributes": conv.custom_attributes,
+        },
+        conversation_id=conv.id,
+        contact_id=conv.contact_id,
+    )
 
 
 def _slots_text(slots: dict[str, Any]) -> str:
     return ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in slots.items() if not isinstance(v, dict))
 
 
-def _handoff(session: Session, conv: Conversation, snap: Snapshot, u: Understanding, d: Decision, outcome: Outcome | None,
-             action: cfg.ActionSpec | None) -> list[str]:
+def _handoff(
+    session: Session,
+    conv: Conversation,
+    snap: Snapshot,
+    u: Understanding,
+    d: Decision,
+    outcome: Outcome | None,
+    action: cfg.ActionSpec | None,
+) -> list[str]:
     reason = d.reason
     why = REASONS.get(reason, reason.replace("_", " "))
-    detail = (outcome.reason if outcome and outcome.reason else d.text) if reason in ("policy", "failed_action") else ""
+    detail = (
+        (outcome.reason if outcome and outcome.reason else d.text)
+        if reason in ("policy", "failed_action")
+        else ""
+    )
     what = f"{action.title}" if action else "the request"
     if reason in ("policy", "failed_action"):
-        update_brief(conv, step=("bot", f"Tried {what.lower()} ({_slots_text(d.slots or (outcome.slots if outcome else {}))}): {detail}"))
-    update_brief(conv, handoff_reason=why + (f": {detail}" if detail else ""), step=("bot", f"Handed over to a person: {why}"))
+        tried = _slots_text(d.slots or (outcome.slots if outcome else {}))
+        update_brief(conv, step=("bot", f"Tried {what.lower()} ({tried}): {detail}"))
+    update_brief(
+        conv,
+        handoff_reason=why + (f": {detail}" if detail else ""),
+        step=("bot", f"Handed over to a person: {why}"),
+    )
     rank = 1
     if reason in ("frustration", "sensitive", "vip", "loop") or u.frustration >= 0.5:
         rank = 2
@@ -216,19 +301,27 @@ def _handoff(session: Session, conv: Conversation, snap: Snapshot, u: Understand
     router.drain(session, conv.account_id)  # anyone else waiting for the same capacity goes first by priority
     first = {
         "human_request": "Of course. I'm the automated assistant, so I'm bringing in a person.",
-        "sensitive": "I'm so sorry. This deserves a person's full attention, so I'm bringing in a colleague right away.",
+        "sensitive": "I'm so sorry. This deserves a person's full attention, so I'm bringing in a "
+        "colleague right away.",
         "frustration": "I'm sorry this has been frustrating. I'm bringing in a person who can sort it out.",
-        "policy": "That's beyond what I'm allowed to do on my own, so I'm passing it to a colleague who can approve it.",
-        "failed_action": action.failure_reply if action else "I couldn't complete that myself, so I'm bringing in a colleague.",
+        "policy": "That's beyond what I'm allowed to do on my own, so I'm passing it to a colleague "
+        "who can approve it.",
+        "failed_action": action.failure_reply
+        if action
+        else "I couldn't complete that myself, so I'm bringing in a colleague.",
         "loop": "I don't seem to be getting you what you need, so I'm bringing in a person.",
-        "low_confidence": "I'm not sure I understand, and I don't want to waste your time, so I'm bringing in a person.",
+        "low_confidence": "I'm not sure I understand, and I don't want to waste your time, so I'm "
+        "bringing in a person.",
         "vip": "Thanks for getting in touch. A member of our team will look after this personally.",
     }.get(reason, "I'm bringing in a person from our team to help with this.")
     if placed is not None and placed.agent_id is not None:
         agent = session.get(Agent, placed.agent_id)
         name = (agent.name.split() or ["A colleague"])[0] if agent else "A colleague"
         team = f" from our {placed.team_name} team" if placed.team_name else ""
-        rest = f"{name}{team} will take it from here. They can see everything you've told me, so you won't have to repeat anything."
+        rest = (
+            f"{name}{team} will take it from here. "
+            "They can see everything you've told me, so you won't have to repeat anything."
+        )
     else:
         cb = spec.escalation.callback_above_minutes if spec else 15.0
         rest = wait_phrase(queue_status(session, conv.account_id, conv.id, callback_above_minutes=cb))
@@ -237,17 +330,28 @@ def _handoff(session: Session, conv: Conversation, snap: Snapshot, u: Understand
 
 
 def _flag_reasks(session: Session, conv: Conversation, message_id: int) -> None:
-    """Flag agent or bot messages since the customer's previous message that asked for something already known."""
-    prev_in = session.execute(
-        select(Message.id).where(Message.conversation_id == conv.id, Message.type == "incoming", Message.id < message_id)
-        .order_by(Message.id.desc()).limit(1)
-    ).scalar() or 0
+    """Flag agent or bot messages since the customer's previous message that asked for something already
+    known."""
+    prev_in = (
+        session.execute(
+            select(Message.id)
+            .where(Message.conversation_id == conv.id, Message.type == "incoming", Message.id < message_id)
+            .order_by(Message.id.desc())
+            .limit(1)
+        ).scalar()
+        or 0
+    )
     contact = session.get(Contact, conv.contact_id)
     known_before = known_facts(conv, contact)
     if not known_before:
         return
     outgoing = session.execute(
-        select(Message).where(Message.conversation_id == conv.id, Message.type == "outgoing", Message.id > prev_in, Message.id < message_id)
+        select(Message).where(
+            Message.conversation_id == conv.id,
+            Message.type == "outgoing",
+            Message.id > prev_in,
+            Message.id < message_id,
+        )
     ).scalars()
     count = 0
     for m in outgoing:
@@ -256,6 +360,13 @@ def _flag_reasks(session: Session, conv: Conversation, message_id: int) -> None:
             m.meta = {**m.meta, "reask": asked}
             count += 1
             session.flush()
-            record_event(session, conv.account_id, "message.updated", message_json(m), conversation_id=conv.id, contact_id=conv.contact_id)
+            record_event(
+                session,
+                conv.account_id,
+                "message.updated",
+                message_json(m),
+                conversation_id=conv.id,
+                contact_id=conv.contact_id,
+            )
     if count:
         conv.signals = {**(conv.signals or {}), "reasks": int((conv.signals or {}).get("reasks", 0)) + count}

@@ -1,4 +1,5 @@
-"""The declared configuration of an account: connectors, actions, policies and escalation rules (YAML, versioned).
+"""The declared configuration of an account: connectors, actions, policies and escalation rules (YAML,
+versioned).
 
 Nothing here is hard-coded per business: `src/caredesk/demo/actions.yaml` is the worked example and
 `docs/automation.md` the reference.
@@ -115,7 +116,11 @@ class ActionSpec(Spec):
     def _consistent(self) -> ActionSpec:
         if self.changes_data and not self.confirm:
             raise ValueError(f"action {self.name}: an action that changes data needs a confirm text")
-        known = set(self.slots) | {"result", "contact", "lookup"} | (set(self.lookup.provide) if self.lookup else set())
+        known = (
+            set(self.slots)
+            | {"result", "contact", "lookup"}
+            | (set(self.lookup.provide) if self.lookup else set())
+        )
         for text in (self.reply, self.confirm or "", self.promise or "", self.call.path):
             for f in fields_of(text):
                 if f.split(".", 1)[0] not in known:
@@ -175,7 +180,9 @@ def parse(source: str) -> AutomationSpec:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise Invalid(f"configuration error at {where or 'top level'}: {first['msg']}", errors=len(exc.errors())) from exc
+        raise Invalid(
+            f"configuration error at {where or 'top level'}: {first['msg']}", errors=len(exc.errors())
+        ) from exc
 
 
 @functools.lru_cache(maxsize=256)
@@ -186,8 +193,15 @@ def _parse_cached(digest: str, source: str) -> AutomationSpec:
 def save_config(session: Session, account_id: int, source: str, created_by: str = "") -> int:
     """Validate and store a new version; returns the version number. Older versions are kept."""
     parse(source)
-    current = session.execute(select(func.max(AutomationConfig.version)).where(AutomationConfig.account_id == account_id)).scalar() or 0
-    row = AutomationConfig(account_id=account_id, version=current + 1, source=source, created_by=created_by[:64])
+    current = (
+        session.execute(
+            select(func.max(AutomationConfig.version)).where(AutomationConfig.account_id == account_id)
+        ).scalar()
+        or 0
+    )
+    row = AutomationConfig(
+        account_id=account_id, version=current + 1, source=source, created_by=created_by[:64]
+    )
     session.add(row)
     session.flush()
     return row.version

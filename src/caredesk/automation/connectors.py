@@ -26,7 +26,9 @@ READ_ONLY_SQL = re.compile(r"^\s*(select|with)\b", re.IGNORECASE)
 
 
 class ConnectorError(Exception):
-    def __init__(self, message: str, *, status: int | None = None, transient: bool = False, data: Any = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, transient: bool = False, data: Any = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.transient = transient
@@ -73,12 +75,20 @@ class HttpConnector:
         cached = _tokens.get(key)
         if cached and cached[1] > time.monotonic():
             return cached[0]
-        form = {"grant_type": "client_credentials", "client_id": auth.client_id or "", "client_secret": client_secret}
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": auth.client_id or "",
+            "client_secret": client_secret,
+        }
         if auth.scope:
             form["scope"] = auth.scope
         r = await client.post(auth.token_url or "", data=form)
         if r.status_code != 200:
-            raise ConnectorError(f"{self.name}: token endpoint answered {r.status_code}", status=r.status_code, transient=r.status_code >= 500)
+            raise ConnectorError(
+                f"{self.name}: token endpoint answered {r.status_code}",
+                status=r.status_code,
+                transient=r.status_code >= 500,
+            )
         body = r.json()
         token = str(body.get("access_token", ""))
         # Renew a little early so a token never expires in flight.
@@ -86,11 +96,20 @@ class HttpConnector:
         return token
 
     async def call(
-        self, method: str, path: str, *, query: dict[str, Any] | None = None, json: Any = None, idempotency_key: str | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        json: Any = None,
+        idempotency_key: str | None = None,
     ) -> Any:
         last: ConnectorError | None = None
         async with httpx.AsyncClient(
-            base_url=self.base_url, timeout=self.spec.timeout, transport=self.transport, headers=self.spec.headers
+            base_url=self.base_url,
+            timeout=self.spec.timeout,
+            transport=self.transport,
+            headers=self.spec.headers,
         ) as client:
             for attempt in range(self.spec.retries + 1):
                 self.attempts += 1
@@ -111,13 +130,22 @@ class HttpConnector:
                         return _json(r, self.name)
                     data = _json_or_none(r)
                     if r.status_code == 429 or r.status_code >= 500:
-                        last = ConnectorError(f"{self.name}: HTTP {r.status_code}", status=r.status_code, transient=True, data=data)
+                        last = ConnectorError(
+                            f"{self.name}: HTTP {r.status_code}",
+                            status=r.status_code,
+                            transient=True,
+                            data=data,
+                        )
                         ra = r.headers.get("retry-after", "")
                         if ra.replace(".", "", 1).isdigit():
                             wait = max(wait, min(float(ra), MAX_RETRY_AFTER))
                     else:
                         detail = data.get("detail") if isinstance(data, dict) else None
-                        raise ConnectorError(f"{self.name}: HTTP {r.status_code}" + (f": {detail}" if detail else ""), status=r.status_code, data=data)
+                        raise ConnectorError(
+                            f"{self.name}: HTTP {r.status_code}" + (f": {detail}" if detail else ""),
+                            status=r.status_code,
+                            data=data,
+                        )
                 if attempt < self.spec.retries:
                     await self.sleep(wait)
         assert last is not None

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,8 +13,10 @@ from caredesk.automation.config import ActionSpec, AutomationSpec
 from caredesk.automation.slots import SlotInvalid, extract, missing, normalise
 from caredesk.automation.understanding import Understanding
 
-CLARIFY = ("Sorry, I'm not sure I understood. Could you put it another way? I can check an order, change a delivery "
-           "address, refund or return an order, or reset a password. And you can ask for a person at any time.")
+CLARIFY = (
+    "Sorry, I'm not sure I understood. Could you put it another way? I can check an order, change a delivery "
+    "address, refund or return an order, or reset a password. And you can ask for a person at any time."
+)
 CANCELLED = "No problem, I haven't changed anything. Is there anything else I can help with?"
 EMAIL_ME = re.compile(r"\b(e-?mail me|reply by e-?mail|answer by e-?mail|by e-?mail)\b", re.IGNORECASE)
 
@@ -44,7 +47,8 @@ class Situation:
 
 
 def learn_facts(spec: AutomationSpec | None, text: str, offered: dict[str, Any]) -> dict[str, Any]:
-    """Every slot value any action could use, found in this message (facts are learnt even when the bot is silent)."""
+    """Every slot value any action could use, found in this message (facts are learnt even when the bot
+    is silent)."""
     if spec is None:
         return {}
     out: dict[str, Any] = {}
@@ -55,7 +59,9 @@ def learn_facts(spec: AutomationSpec | None, text: str, offered: dict[str, Any])
     return out
 
 
-def _proceed(spec: AutomationSpec, action: ActionSpec, values: dict[str, Any], state: dict[str, Any], d: Decision) -> Decision:
+def _proceed(
+    spec: AutomationSpec, action: ActionSpec, values: dict[str, Any], state: dict[str, Any], d: Decision
+) -> Decision:
     provided = set(action.lookup.provide) if action.lookup else set()
     absent = missing(action, values, provided)
     mine = {k: v for k, v in values.items() if k in action.slots}
@@ -63,7 +69,8 @@ def _proceed(spec: AutomationSpec, action: ActionSpec, values: dict[str, Any], s
         state["pending"] = {"action": action.name, "awaiting": absent[0], "slots": mine, "strikes": 0}
         d.kind, d.action, d.slots, d.text = "ask", action.name, mine, action.slots[absent[0]].prompt
     elif action.changes_data:
-        # Lookups and policy are checked before asking for confirmation (the executor turns preview into confirm or handoff).
+        # Lookups and policy are checked before asking for confirmation (the executor turns preview into
+        # confirm or handoff).
         state["pending"] = None
         d.kind, d.action, d.slots = "preview", action.name, mine
     else:
@@ -86,8 +93,11 @@ def decide(s: Situation) -> Decision:
         if s.handed_off and not s.assigned and EMAIL_ME.search(s.text) and not state.get("reply_by"):
             state["reply_by"] = "email"
             d.kind, d.reason = "reply", "reply_by_email"
-            d.text = ("Of course: no need to wait here. We'll answer by email" + (f" at {known['email']}" if known.get("email") else "") +
-                      "; everything you've told me is passed on.")
+            d.text = (
+                "Of course: no need to wait here. We'll answer by email"
+                + (f" at {known['email']}" if known.get("email") else "")
+                + "; everything you've told me is passed on."
+            )
         return d
 
     def handoff(reason: str) -> Decision:
@@ -98,7 +108,9 @@ def decide(s: Situation) -> Decision:
     if spec is None:
         return handoff("no_automation_configured")
     esc = spec.escalation
-    if escalation.wants_person(s.text) or (u.escalate and u.escalate_reason in ("human_request", "explicit", "person")):
+    if escalation.wants_person(s.text) or (
+        u.escalate and u.escalate_reason in ("human_request", "explicit", "person")
+    ):
         return handoff("human_request")
     if escalation.is_sensitive(s.text) or u.escalate_reason == "sensitive":
         return handoff("sensitive")
@@ -129,24 +141,36 @@ def decide(s: Situation) -> Decision:
                 pending["strikes"] = int(pending.get("strikes", 0)) + 1
                 if pending["strikes"] >= esc.loop_repeats:
                     return handoff("loop")
-                d.kind, d.action, d.slots, d.text = "confirm", action.name, dict(pending["slots"]), "Sorry, I need a yes or no: " 
+                d.kind, d.action, d.slots, d.text = (
+                    "confirm",
+                    action.name,
+                    dict(pending["slots"]),
+                    "Sorry, I need a yes or no: ",
+                )
                 return d
             state["pending"] = None  # they moved on to something else
         else:
             slot = pending["awaiting"]
             got = {k: v for k, v in extract(action, s.text, u.slots).items()}
-            if slot not in got and action.slots[slot].type == "text" and not action.slots[slot].pattern and s.text.strip():
-                try:
-                    got[slot] = normalise(action.slots[slot], s.text)  # a free-text slot takes the whole answer
-                except SlotInvalid:
-                    pass
+            if (
+                slot not in got
+                and action.slots[slot].type == "text"
+                and not action.slots[slot].pattern
+                and s.text.strip()
+            ):
+                with contextlib.suppress(SlotInvalid):  # a free-text slot takes the whole answer
+                    got[slot] = normalise(action.slots[slot], s.text)
             if slot in got:
                 return _proceed(spec, action, {**known, **pending["slots"], **got}, state, d)
             if not confident or confident in action.intents:
                 pending["strikes"] = int(pending.get("strikes", 0)) + 1
                 if pending["strikes"] >= esc.loop_repeats:
                     return handoff("loop")
-                d.kind, d.action, d.text = "ask", action.name, action.slots[slot].invalid.replace("{prompt}", action.slots[slot].prompt)
+                d.kind, d.action, d.text = (
+                    "ask",
+                    action.name,
+                    action.slots[slot].invalid.replace("{prompt}", action.slots[slot].prompt),
+                )
                 return d
             state["pending"] = None
 

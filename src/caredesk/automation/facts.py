@@ -21,7 +21,8 @@ ASKED_AS: dict[str, tuple[str, ...]] = {
     "name": ("your name", "full name"),
 }
 ASKING = re.compile(
-    r"\?|\b(could you|can you|would you|please (?:send|provide|share|give|tell|confirm|let me know)|what(?:'s| is) your|may i have|i need your)\b",
+    r"\?|\b(could you|can you|would you|please (?:send|provide|share|give|tell|confirm|let me "
+    r"know)|what(?:'s| is) your|may i have|i need your)\b",
     re.IGNORECASE,
 )
 

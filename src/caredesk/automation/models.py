@@ -39,12 +39,15 @@ class AutomationSecret(Base):
 
 
 class ActionRun(Base):
-    """Every execution (or refusal) of an action, by the bot or an agent: the audit trail and the policy memory."""
+    """Every execution (or refusal) of an action, by the bot or an agent: the audit trail and the policy
+    memory."""
 
     __tablename__ = "action_runs"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     account_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts.id", ondelete="CASCADE"))
-    conversation_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("conversations.id", ondelete="SET NULL"), nullable=True)
+    conversation_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("conversations.id", ondelete="SET NULL"), nullable=True
+    )
     action: Mapped[str] = mapped_column(String(100))
     actor_type: Mapped[str] = mapped_column(String(16))  # bot | agent | token
     actor_id: Mapped[int | None] = mapped_column(BigId, nullable=True)

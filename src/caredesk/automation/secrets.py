@@ -35,7 +35,9 @@ def set_secret(session: Session, account_id: int, secret_key: str, name: str, va
     if not name or len(name) > 100:
         raise Invalid("secret names are 1-100 characters")
     row = session.execute(
-        select(AutomationSecret).where(AutomationSecret.account_id == account_id, AutomationSecret.name == name)
+        select(AutomationSecret).where(
+            AutomationSecret.account_id == account_id, AutomationSecret.name == name
+        )
     ).scalar_one_or_none()
     cipher = encrypt(secret_key, value)
     if row is None:
@@ -47,7 +49,9 @@ def set_secret(session: Session, account_id: int, secret_key: str, name: str, va
 
 def get_secret(session: Session, account_id: int, secret_key: str, name: str) -> str:
     cipher = session.execute(
-        select(AutomationSecret.ciphertext).where(AutomationSecret.account_id == account_id, AutomationSecret.name == name)
+        select(AutomationSecret.ciphertext).where(
+            AutomationSecret.account_id == account_id, AutomationSecret.name == name
+        )
     ).scalar()
     if cipher is None:
         raise NotFound(f"connector secret {name!r} is not set")
@@ -56,5 +60,9 @@ def get_secret(session: Session, account_id: int, secret_key: str, name: str) ->
 
 def secret_names(session: Session, account_id: int) -> list[str]:
     return list(
-        session.execute(select(AutomationSecret.name).where(AutomationSecret.account_id == account_id).order_by(AutomationSecret.name)).scalars()
+        session.execute(
+            select(AutomationSecret.name)
+            .where(AutomationSecret.account_id == account_id)
+            .order_by(AutomationSecret.name)
+        ).scalars()
     )

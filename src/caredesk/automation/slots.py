@@ -23,7 +23,9 @@ def normalise(spec: SlotSpec, raw: Any) -> Any:
             value: Any = float(str(raw).replace(",", ".").strip().lstrip("€$").strip())
         except ValueError as exc:
             raise SlotInvalid(render(spec.invalid, {"prompt": spec.prompt})) from exc
-        if (spec.minimum is not None and value < spec.minimum) or (spec.maximum is not None and value > spec.maximum):
+        if (spec.minimum is not None and value < spec.minimum) or (
+            spec.maximum is not None and value > spec.maximum
+        ):
             raise SlotInvalid(render(spec.invalid, {"prompt": spec.prompt}))
         return round(value, 2)
     text = str(raw).strip()
@@ -81,7 +83,9 @@ def extract(action: ActionSpec, text: str, offered: dict[str, Any]) -> dict[str,
     return out
 
 
-def missing(action: ActionSpec, known: dict[str, Any], provided_by_lookup: set[str] | None = None) -> list[str]:
+def missing(
+    action: ActionSpec, known: dict[str, Any], provided_by_lookup: set[str] | None = None
+) -> list[str]:
     skip = provided_by_lookup or set()
     return [n for n, s in action.slots.items() if s.required and n not in skip and known.get(n) in (None, "")]
 

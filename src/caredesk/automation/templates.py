@@ -45,7 +45,8 @@ def render(template: str, values: dict[str, Any], *, quote: Any = None) -> str:
 
 
 def render_value(value: Any, values: dict[str, Any]) -> Any:
-    """Render a JSON body: a string that is exactly one `{field}` keeps the field's type (numbers stay numbers)."""
+    """Render a JSON body: a string that is exactly one `{field}` keeps the field's type (numbers stay
+    numbers)."""
     if isinstance(value, str):
         m = FIELD.fullmatch(value)
         if m:

@@ -43,7 +43,8 @@ class Understander(Protocol):
 
 
 def from_signals(signals: dict[str, Any]) -> Understanding | None:
-    """The AI pipeline step stores its analysis in message.signals; read it without depending on its module."""
+    """The AI pipeline step stores its analysis in message.signals; read it without depending on its
+    module."""
     if not signals or not any(k in signals for k in ("intent", "escalate", "escalation", "frustration")):
         return None
     intent = signals.get("intent")
@@ -54,7 +55,11 @@ def from_signals(signals: dict[str, Any]) -> Understanding | None:
         conf = float(signals.get("intent_confidence", signals.get("confidence", 0.0)) or 0.0)
     esc = signals.get("escalation") if isinstance(signals.get("escalation"), dict) else {}
     escalate = bool(signals.get("escalate", esc.get("escalate", False) if esc else False))
-    reason = str(signals.get("escalate_reason") or signals.get("escalation_reason") or (esc.get("reason", "") if esc else ""))
+    reason = str(
+        signals.get("escalate_reason")
+        or signals.get("escalation_reason")
+        or (esc.get("reason", "") if esc else "")
+    )
     frustration = signals.get("frustration", 0.0)
     if isinstance(frustration, dict):
         frustration = frustration.get("score", 0.0)
@@ -62,21 +67,33 @@ def from_signals(signals: dict[str, Any]) -> Understanding | None:
     if isinstance(sentiment, dict):
         sentiment = sentiment.get("score", 0.0)
     return Understanding(
-        intent=str(intent) if intent else None, confidence=conf, escalate=escalate, escalate_reason=reason,
-        frustration=float(frustration or 0.0), sentiment=float(sentiment or 0.0), slots=dict(signals.get("slots") or {}),
-        language=signals.get("language"), question=bool(signals.get("question", False)), spam=bool(signals.get("spam", False)),
+        intent=str(intent) if intent else None,
+        confidence=conf,
+        escalate=escalate,
+        escalate_reason=reason,
+        frustration=float(frustration or 0.0),
+        sentiment=float(sentiment or 0.0),
+        slots=dict(signals.get("slots") or {}),
+        language=signals.get("language"),
+        question=bool(signals.get("question", False)),
+        spam=bool(signals.get("spam", False)),
     )
 
 
 def _coerce(raw: Any) -> Understanding:
     if isinstance(raw, Understanding):
         return raw
-    data = raw if isinstance(raw, dict) else {k: getattr(raw, k) for k in dir(raw) if not k.startswith("_") and not callable(getattr(raw, k))}
+    data = (
+        raw
+        if isinstance(raw, dict)
+        else {k: getattr(raw, k) for k in dir(raw) if not k.startswith("_") and not callable(getattr(raw, k))}
+    )
     return from_signals(data) or Understanding()
 
 
 class AIUnderstander:
-    """Adapter to caredesk.ai: calls `caredesk.ai.signals.analyze(text, ...)` (and an intent model if separate)."""
+    """Adapter to caredesk.ai: calls `caredesk.ai.signals.analyze(text, ...)` (and an intent model if
+    separate)."""
 
     def __init__(self, analyze: Any) -> None:
         self.analyze = analyze

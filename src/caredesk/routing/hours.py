@@ -69,7 +69,9 @@ def _local(h: BusinessHours, utc_naive: dt.datetime) -> dt.datetime:
     return utc_naive.replace(tzinfo=dt.UTC).astimezone(h.tz)
 
 
-def _open_intervals(h: BusinessHours, start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
+def _open_intervals(
+    h: BusinessHours, start: dt.datetime, end: dt.datetime
+) -> list[tuple[dt.datetime, dt.datetime]]:
     """Open intervals (aware, local) that overlap [start, end) given as naive UTC."""
     assert h.week is not None
     ls, le = _local(h, start), _local(h, end)

@@ -71,7 +71,10 @@ def warn_sla(session: Session, account_id: int, limit: int = 500) -> list[int]:
     now = utcnow()
     out = []
     convs = session.execute(
-        select(Conversation).where(Conversation.account_id == account_id, Conversation.status == "open").order_by(Conversation.id).limit(limit)
+        select(Conversation)
+        .where(Conversation.account_id == account_id, Conversation.status == "open")
+        .order_by(Conversation.id)
+        .limit(limit)
     ).scalars()
     for conv in convs:
         cs = clocks(conv, policy, hours, now)
@@ -84,10 +87,21 @@ def warn_sla(session: Session, account_id: int, limit: int = 500) -> list[int]:
         if state == "ok":
             continue
         at_risk = [c for c in cs if c.state != "ok"]
-        add_activity(session, conv, f"SLA {state}: " + ", ".join(f"{c.kind.replace('_', ' ')} due {c.due_at:%H:%M} UTC" for c in at_risk),
-                     {"action": f"sla_{state}"})
-        record_event(session, account_id, f"sla.{state}", {"conversation_id": conv.id, "clocks": [c.as_json() for c in cs]},
-                     conversation_id=conv.id, contact_id=conv.contact_id)
+        add_activity(
+            session,
+            conv,
+            f"SLA {state}: "
+            + ", ".join(f"{c.kind.replace('_', ' ')} due {c.due_at:%H:%M} UTC" for c in at_risk),
+            {"action": f"sla_{state}"},
+        )
+        record_event(
+            session,
+            account_id,
+            f"sla.{state}",
+            {"conversation_id": conv.id, "clocks": [c.as_json() for c in cs]},
+            conversation_id=conv.id,
+            contact_id=conv.contact_id,
+        )
         entry = session.get(QueueEntry, conv.id)
         if entry is not None:  # SLA risk raises priority in the queue
             entry.rank = max(entry.rank, 2 if state == WARNING else 3)

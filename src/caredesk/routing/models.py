@@ -14,9 +14,13 @@ class QueueEntry(Base):
     """A conversation waiting for a person. Removed when it is assigned (or resolved)."""
 
     __tablename__ = "routing_queue"
-    conversation_id: Mapped[int] = mapped_column(BigId, ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
     account_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts.id", ondelete="CASCADE"))
-    team_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("teams.id", ondelete="SET NULL"), nullable=True)
+    team_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("teams.id", ondelete="SET NULL"), nullable=True
+    )
     language: Mapped[str | None] = mapped_column(String(16), nullable=True)
     rank: Mapped[int] = mapped_column(default=1)  # 0 low, 1 normal, 2 high, 3 urgent
     reason: Mapped[str] = mapped_column(String(64), default="")

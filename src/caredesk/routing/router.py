@@ -48,12 +48,20 @@ def pick_team(session: Session, account_id: int, skill: str | None, language: st
     """The team whose skills include `skill`; among several, one with a member speaking the language."""
     if not skill:
         return None
-    teams = [t for t in session.execute(select(Team).where(Team.account_id == account_id).order_by(Team.id)).scalars() if skill in (t.skills or [])]
+    teams = [
+        t
+        for t in session.execute(
+            select(Team).where(Team.account_id == account_id).order_by(Team.id)
+        ).scalars()
+        if skill in (t.skills or [])
+    ]
     if len(teams) <= 1 or not language:
         return teams[0] if teams else None
     for t in teams:
         langs = session.execute(
-            select(Agent.languages).join(TeamMember, TeamMember.agent_id == Agent.id).where(TeamMember.team_id == t.id)
+            select(Agent.languages)
+            .join(TeamMember, TeamMember.agent_id == Agent.id)
+            .where(TeamMember.team_id == t.id)
         ).scalars()
         if any(language in (ls or []) for ls in langs):
             return t
@@ -65,10 +73,15 @@ def loads(session: Session, account_id: int, agent_ids: list[int]) -> dict[int, 
     if agent_ids:
         for aid, n in session.execute(
             select(Conversation.assignee_id, func.count(Conversation.id))
-            .where(Conversation.account_id == account_id, Conversation.assignee_id.in_(agent_ids), Conversation.status.in_(LOAD_STATUSES))
+            .where(
+                Conversation.account_id == account_id,
+                Conversation.assignee_id.in_(agent_ids),
+                Conversation.status.in_(LOAD_STATUSES),
+            )
             .group_by(Conversation.assignee_id)
         ):
-            out[int(aid)] = int(n)
+            if aid is not None:
+                out[int(aid)] = int(n)
     return out
 
 
@@ -76,14 +89,19 @@ def _last_assigned(session: Session, agent_ids: list[int]) -> dict[int, dt.datet
     if not agent_ids:
         return {}
     rows = session.execute(
-        select(Assignment.agent_id, func.max(Assignment.assigned_at)).where(Assignment.agent_id.in_(agent_ids)).group_by(Assignment.agent_id)
+        select(Assignment.agent_id, func.max(Assignment.assigned_at))
+        .where(Assignment.agent_id.in_(agent_ids))
+        .group_by(Assignment.agent_id)
     )
     return {int(a): t for a, t in rows}
 
 
 def candidates(session: Session, account_id: int, team_id: int | None) -> list[Agent]:
-    """Online, active agents who may take this team's conversations (all agents when the team has no members)."""
-    q = select(Agent).where(Agent.account_id == account_id, Agent.active.is_(True), Agent.availability == "online")
+    """Online, active agents who may take this team's conversations (all agents when the team has no
+    members)."""
+    q = select(Agent).where(
+        Agent.account_id == account_id, Agent.active.is_(True), Agent.availability == "online"
+    )
     if team_id is not None:
         members = select(TeamMember.agent_id).where(TeamMember.team_id == team_id)
         if session.execute(members.limit(1)).first() is not None:
@@ -94,7 +112,9 @@ def candidates(session: Session, account_id: int, team_id: int | None) -> list[A
     return list(session.execute(q).scalars())
 
 
-def choose_agent(session: Session, account_id: int, team_id: int | None, language: str | None) -> Agent | None:
+def choose_agent(
+    session: Session, account_id: int, team_id: int | None, language: str | None
+) -> Agent | None:
     agents = candidates(session, account_id, team_id)
     if not agents:
         return None
@@ -113,8 +133,15 @@ def choose_agent(session: Session, account_id: int, team_id: int | None, languag
     return min(free, key=key)
 
 
-def enqueue(session: Session, conv: Conversation, *, reason: str, rank: int | None = None, skill: str | None = None,
-            language: str | None = None) -> QueueEntry:
+def enqueue(
+    session: Session,
+    conv: Conversation,
+    *,
+    reason: str,
+    rank: int | None = None,
+    skill: str | None = None,
+    language: str | None = None,
+) -> QueueEntry:
     """Put a conversation in the queue for a person (idempotent; a higher rank raises its priority)."""
     entry = session.get(QueueEntry, conv.id)
     if conv.team_id is None and skill:
@@ -123,8 +150,15 @@ def enqueue(session: Session, conv: Conversation, *, reason: str, rank: int | No
             conv.team_id = team.id
     want = max(rank if rank is not None else 1, RANK.get(conv.priority, 1))
     if entry is None:
-        entry = QueueEntry(conversation_id=conv.id, account_id=conv.account_id, team_id=conv.team_id, language=language,
-                           rank=want, reason=reason[:64], queued_at=utcnow())
+        entry = QueueEntry(
+            conversation_id=conv.id,
+            account_id=conv.account_id,
+            team_id=conv.team_id,
+            language=language,
+            rank=want,
+            reason=reason[:64],
+            queued_at=utcnow(),
+        )
         session.add(entry)
     else:
         entry.rank = max(entry.rank, want)
@@ -143,15 +177,24 @@ def try_assign(session: Session, conversation_id: int) -> Placement | None:
     entry = session.get(QueueEntry, conversation_id)
     if entry is None:
         return None
-    same_team = QueueEntry.team_id == entry.team_id if entry.team_id is not None else QueueEntry.team_id.is_(None)
+    same_team = (
+        QueueEntry.team_id == entry.team_id if entry.team_id is not None else QueueEntry.team_id.is_(None)
+    )
     ahead = session.execute(
-        select(QueueEntry.conversation_id).where(
-            QueueEntry.account_id == entry.account_id, same_team, QueueEntry.conversation_id != entry.conversation_id,
-            (QueueEntry.rank > entry.rank) | ((QueueEntry.rank == entry.rank) & (QueueEntry.queued_at <= entry.queued_at)),
-        ).limit(1)
+        select(QueueEntry.conversation_id)
+        .where(
+            QueueEntry.account_id == entry.account_id,
+            same_team,
+            QueueEntry.conversation_id != entry.conversation_id,
+            (QueueEntry.rank > entry.rank)
+            | ((QueueEntry.rank == entry.rank) & (QueueEntry.queued_at <= entry.queued_at)),
+        )
+        .limit(1)
     ).first()
     if ahead is not None:
-        return next((p for p in drain(session, entry.account_id) if p.conversation_id == conversation_id), None)
+        return next(
+            (p for p in drain(session, entry.account_id) if p.conversation_id == conversation_id), None
+        )
     return _assign_entry(session, conversation_id)
 
 
@@ -169,25 +212,46 @@ def _assign_entry(session: Session, conversation_id: int) -> Placement | None:
         return None
     now = utcnow()
     assign(session, router_actor(conv.account_id), conv.id, agent.id, entry.team_id)
-    session.add(Assignment(account_id=conv.account_id, conversation_id=conv.id, agent_id=agent.id, team_id=entry.team_id,
-                           waited_seconds=max(0.0, (now - entry.queued_at).total_seconds()), assigned_at=now))
+    session.add(
+        Assignment(
+            account_id=conv.account_id,
+            conversation_id=conv.id,
+            agent_id=agent.id,
+            team_id=entry.team_id,
+            waited_seconds=max(0.0, (now - entry.queued_at).total_seconds()),
+            assigned_at=now,
+        )
+    )
     session.delete(entry)
     session.flush()
     team = session.get(Team, entry.team_id) if entry.team_id else None
-    record_event(session, conv.account_id, "routing.assigned",
-                 {"conversation_id": conv.id, "agent_id": agent.id, "team_id": entry.team_id, "reason": entry.reason,
-                  "case_brief": conv.case_brief},
-                 conversation_id=conv.id, contact_id=conv.contact_id)
+    record_event(
+        session,
+        conv.account_id,
+        "routing.assigned",
+        {
+            "conversation_id": conv.id,
+            "agent_id": agent.id,
+            "team_id": entry.team_id,
+            "reason": entry.reason,
+            "case_brief": conv.case_brief,
+        },
+        conversation_id=conv.id,
+        contact_id=conv.contact_id,
+    )
     return Placement(conv.id, agent.id, agent.name, entry.team_id, team.name if team else None)
 
 
 def drain(session: Session, account_id: int) -> list[Placement]:
     """Serve the queue in priority order while anyone eligible has capacity."""
     placed: list[Placement] = []
-    entries = list(session.execute(
-        select(QueueEntry.conversation_id).where(QueueEntry.account_id == account_id)
-        .order_by(QueueEntry.rank.desc(), QueueEntry.queued_at, QueueEntry.conversation_id)
-    ).scalars())
+    entries = list(
+        session.execute(
+            select(QueueEntry.conversation_id)
+            .where(QueueEntry.account_id == account_id)
+            .order_by(QueueEntry.rank.desc(), QueueEntry.queued_at, QueueEntry.conversation_id)
+        ).scalars()
+    )
     for cid in entries:
         p = _assign_entry(session, cid)
         if p is not None:
@@ -196,12 +260,19 @@ def drain(session: Session, account_id: int) -> list[Placement]:
 
 
 def requeue_offline(session: Session, account_id: int) -> list[int]:
-    """Conversations of agents who went offline go back to the queue, ahead of newer ones (original wait kept)."""
-    rows = list(session.execute(
-        select(Conversation).join(Agent, Agent.id == Conversation.assignee_id)
-        .where(Conversation.account_id == account_id, Conversation.status == "open",
-               (Agent.availability == "offline") | Agent.active.is_(False))
-    ).scalars())
+    """Conversations of agents who went offline go back to the queue, ahead of newer ones (original wait
+    kept)."""
+    rows = list(
+        session.execute(
+            select(Conversation)
+            .join(Agent, Agent.id == Conversation.assignee_id)
+            .where(
+                Conversation.account_id == account_id,
+                Conversation.status == "open",
+                (Agent.availability == "offline") | Agent.active.is_(False),
+            )
+        ).scalars()
+    )
     actor = router_actor(account_id)
     out = []
     for conv in rows:
@@ -209,8 +280,14 @@ def requeue_offline(session: Session, account_id: int) -> list[int]:
         assign(session, actor, conv.id, None)
         entry = enqueue(session, conv, reason="agent_offline")
         entry.queued_at = conv.waiting_since or conv.created_at
-        record_event(session, account_id, "routing.requeued", {"conversation_id": conv.id, "from_agent_id": agent_id},
-                     conversation_id=conv.id, contact_id=conv.contact_id)
+        record_event(
+            session,
+            account_id,
+            "routing.requeued",
+            {"conversation_id": conv.id, "from_agent_id": agent_id},
+            conversation_id=conv.id,
+            contact_id=conv.contact_id,
+        )
         out.append(conv.id)
     session.flush()
     return out

@@ -1,4 +1,5 @@
-"""SLA policies (first response, next response, resolution) measured in business time, with warnings before breach.
+"""SLA policies (first response, next response, resolution) measured in business time, with warnings
+before breach.
 
 Configured per account in `accounts.settings["sla"]`: first_response_minutes, next_response_minutes,
 resolution_minutes, warn_at (fraction of the target, default 0.8). Missing targets are not measured.
@@ -25,8 +26,13 @@ class Clock:
     state: str
 
     def as_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "target_minutes": self.target_minutes, "elapsed_minutes": round(self.elapsed_minutes, 1),
-                "due_at": self.due_at.isoformat() + "Z", "state": self.state}
+        return {
+            "kind": self.kind,
+            "target_minutes": self.target_minutes,
+            "elapsed_minutes": round(self.elapsed_minutes, 1),
+            "due_at": self.due_at.isoformat() + "Z",
+            "state": self.state,
+        }
 
 
 def clocks(conv: Conversation, policy: dict[str, Any], hours: BusinessHours, now: dt.datetime) -> list[Clock]:
@@ -46,7 +52,9 @@ def clocks(conv: Conversation, policy: dict[str, Any], hours: BusinessHours, now
         target_s = float(target) * 60
         elapsed = business_seconds(hours, since, now)
         state = BREACHED if elapsed >= target_s else WARNING if elapsed >= warn_at * target_s else OK
-        out.append(Clock(kind, float(target), elapsed / 60, add_business_seconds(hours, since, target_s), state))
+        out.append(
+            Clock(kind, float(target), elapsed / 60, add_business_seconds(hours, since, target_s), state)
+        )
     return out
 
 

@@ -78,7 +78,9 @@ async def list_secrets(actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
 
 
 @router.put("/api/v1/automation/secrets/{name}", status_code=204)
-async def put_secret(name: Annotated[str, Field(max_length=100)], body: SecretIn, actor: ActorDep, svc: ServicesDep) -> Response:
+async def put_secret(
+    name: Annotated[str, Field(max_length=100)], body: SecretIn, actor: ActorDep, svc: ServicesDep
+) -> Response:
     actor.require("admin")
     await svc.db.write(set_secret, actor.account_id, svc.settings.secret_key, name, body.value)
     return Response(status_code=204)
@@ -101,39 +103,75 @@ def _known(s: Session, account_id: int, conversation_id: int) -> tuple[dict[str,
 async def conversation_actions(conversation_id: int, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
     def r(s: Session) -> dict[str, Any]:
         known, _ = _known(s, actor.account_id, conversation_id)
-        runs = s.execute(select(ActionRun).where(ActionRun.account_id == actor.account_id, ActionRun.conversation_id == conversation_id)
-                         .order_by(ActionRun.id)).scalars()
-        return {"items": actions_json(cfg.active_config(s, actor.account_id), known), "facts": known,
-                "runs": [_run_json(x) for x in runs]}
+        runs = s.execute(
+            select(ActionRun)
+            .where(ActionRun.account_id == actor.account_id, ActionRun.conversation_id == conversation_id)
+            .order_by(ActionRun.id)
+        ).scalars()
+        return {
+            "items": actions_json(cfg.active_config(s, actor.account_id), known),
+            "facts": known,
+            "runs": [_run_json(x) for x in runs],
+        }
 
     return await svc.db.read(r)
 
 
 def _run_json(r: ActionRun) -> dict[str, Any]:
-    return {"id": r.id, "action": r.action, "actor_type": r.actor_type, "actor_id": r.actor_id, "slots": r.slots, "status": r.status,
-            "result": r.result, "error": r.error, "created_at": r.created_at.isoformat() + "Z"}
+    return {
+        "id": r.id,
+        "action": r.action,
+        "actor_type": r.actor_type,
+        "actor_id": r.actor_id,
+        "slots": r.slots,
+        "status": r.status,
+        "result": r.result,
+        "error": r.error,
+        "created_at": r.created_at.isoformat() + "Z",
+    }
 
 
 @router.post("/api/v1/conversations/{conversation_id}/actions/{name}")
-async def run_conversation_action(conversation_id: int, name: str, body: RunIn, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
+async def run_conversation_action(
+    conversation_id: int, name: str, body: RunIn, actor: ActorDep, svc: ServicesDep
+) -> dict[str, Any]:
     known, contact = await svc.db.read(_known, actor.account_id, conversation_id)
     spec = await svc.db.read(cfg.active_config, actor.account_id)
     action = spec.action(name) if spec else None
     if action is not None and action.changes_data and not body.confirmed:
-        raise Invalid("this action changes data: send confirmed=true after checking with the customer", confirm=action.confirm)
-    out = await run_action(svc, actor, name, {**known, **body.slots}, conversation_id=conversation_id, contact=contact)
+        raise Invalid(
+            "this action changes data: send confirmed=true after checking with the customer",
+            confirm=action.confirm,
+        )
+    out = await run_action(
+        svc, actor, name, {**known, **body.slots}, conversation_id=conversation_id, contact=contact
+    )
 
     def w(s: Session) -> None:
         conv = get_conversation(s, actor.account_id, conversation_id)
         who = actor.name or actor.kind
         title = action.title if action else name
-        add_activity(s, conv, f"{who} ran {title}: {out.status}" + (f" ({out.reason})" if out.reason else ""),
-                     {"action": "action_run", "run_id": out.run_id, "status": out.status})
+        add_activity(
+            s,
+            conv,
+            f"{who} ran {title}: {out.status}" + (f" ({out.reason})" if out.reason else ""),
+            {"action": "action_run", "run_id": out.run_id, "status": out.status},
+        )
         step = f"{title} by {who}: {out.status}" + (f" ({out.reason})" if out.reason else "")
-        update_brief(conv, step=(who, step), promise=(who, out.promise) if out.promise else None,
-                     verified={k: v for k, v in out.slots.items() if action and k in action.slots} if out.status == "ok" else None)
+        update_brief(
+            conv,
+            step=(who, step),
+            promise=(who, out.promise) if out.promise else None,
+            verified={k: v for k, v in out.slots.items() if action and k in action.slots}
+            if out.status == "ok"
+            else None,
+        )
         if out.status == "ok":
-            remember(s, conv, {k: v for k, v in out.slots.items() if action and k in action.slots and action.slots[k].fact})
+            remember(
+                s,
+                conv,
+                {k: v for k, v in out.slots.items() if action and k in action.slots and action.slots[k].fact},
+            )
         conv.updated_at = utcnow()
 
     await svc.db.write(w)
@@ -161,7 +199,9 @@ async def conversation_sla(conversation_id: int, actor: ActorDep, svc: ServicesD
 
 
 @router.post("/api/v1/conversations/{conversation_id}/reask-check")
-async def reask_check(conversation_id: int, body: TextIn, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
+async def reask_check(
+    conversation_id: int, body: TextIn, actor: ActorDep, svc: ServicesDep
+) -> dict[str, Any]:
     """For the composer: does this draft ask the customer for something we already know?"""
     known, _ = await svc.db.read(_known, actor.account_id, conversation_id)
     asked = reasks(body.content, known)
@@ -169,10 +209,18 @@ async def reask_check(conversation_id: int, body: TextIn, actor: ActorDep, svc: 
 
 
 @router.get("/api/v1/routing/queue")
-async def routing_queue(actor: ActorDep, svc: ServicesDep, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
+async def routing_queue(
+    actor: ActorDep, svc: ServicesDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> dict[str, Any]:
     def r(s: Session) -> dict[str, Any]:
-        ids = list(s.execute(select(QueueEntry.conversation_id).where(QueueEntry.account_id == actor.account_id)
-                             .order_by(QueueEntry.rank.desc(), QueueEntry.queued_at).limit(limit)).scalars())
+        ids = list(
+            s.execute(
+                select(QueueEntry.conversation_id)
+                .where(QueueEntry.account_id == actor.account_id)
+                .order_by(QueueEntry.rank.desc(), QueueEntry.queued_at)
+                .limit(limit)
+            ).scalars()
+        )
         return {"items": [{"conversation_id": cid, **queue_status(s, actor.account_id, cid)} for cid in ids]}
 
     return await svc.db.read(r)
@@ -180,7 +228,8 @@ async def routing_queue(actor: ActorDep, svc: ServicesDep, limit: Annotated[int,
 
 @router.post("/api/v1/routing/sweep")
 async def routing_sweep(actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
-    """Re-route conversations of offline agents, serve the queue, warn before SLA breaches (also runs every 15 s)."""
+    """Re-route conversations of offline agents, serve the queue, warn before SLA breaches (also runs
+    every 15 s)."""
     actor.require("supervisor")
     return await svc.db.write(routing_jobs.sweep_account, actor.account_id)
 
