@@ -38,7 +38,12 @@ from caredesk.channels.twilio.signature import twilio_signature  # noqa: E402
 from caredesk.migrate import upgrade  # noqa: E402
 from caredesk.platform.db import Database  # noqa: E402
 
-TW, META, TG, WH = "bench-twilio-token", "bench-meta-secret", "bench-tg-secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+TW, META, TG, WH = (
+    "bench-twilio-token",
+    "bench-meta-secret",
+    "bench-tg-secret",
+    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+)
 
 
 def setup(db_url: str) -> tuple[int, dict[str, tuple[int, str]]]:
@@ -48,8 +53,13 @@ def setup(db_url: str) -> tuple[int, dict[str, tuple[int, str]]]:
     def w(s: object) -> tuple[int, dict[str, tuple[int, str]]]:
         acc = create_account(s, "Bench", "bench")  # type: ignore[arg-type]
         actor = system_actor(acc.id)
-        specs = {"twilio_sms": {"auth_token": TW}, "whatsapp_cloud": {"app_secret": META}, "telegram": {"secret_token": TG},
-                 "api": {"webhook_secret": WH}, "email": {"address": "support@bench.test"}}
+        specs = {
+            "twilio_sms": {"auth_token": TW},
+            "whatsapp_cloud": {"app_secret": META},
+            "telegram": {"secret_token": TG},
+            "api": {"webhook_secret": WH},
+            "email": {"address": "support@bench.test"},
+        }
         out = {}
         for ch, cfg in specs.items():
             ib = create_inbox(s, actor, name=ch, channel=ch, config=cfg)  # type: ignore[arg-type]
@@ -62,39 +72,94 @@ def setup(db_url: str) -> tuple[int, dict[str, tuple[int, str]]]:
 
 
 def twilio_req(url: str, i: int) -> tuple[bytes, dict[str, str]]:
-    params = {"MessageSid": f"SM{i:032d}", "AccountSid": "AC" + "0" * 32, "From": f"+1415{5550000 + i % 5000:07d}",
-              "To": "+14155238886", "Body": f"Order {i} is late", "NumMedia": "0", "SmsStatus": "received"}
-    return urlencode(params).encode(), {"content-type": "application/x-www-form-urlencoded",
-                                        "x-twilio-signature": twilio_signature(TW, url, params.items())}
+    params = {
+        "MessageSid": f"SM{i:032d}",
+        "AccountSid": "AC" + "0" * 32,
+        "From": f"+1415{5550000 + i % 5000:07d}",
+        "To": "+14155238886",
+        "Body": f"Order {i} is late",
+        "NumMedia": "0",
+        "SmsStatus": "received",
+    }
+    return urlencode(params).encode(), {
+        "content-type": "application/x-www-form-urlencoded",
+        "x-twilio-signature": twilio_signature(TW, url, params.items()),
+    }
 
 
 def whatsapp_req(url: str, i: int) -> tuple[bytes, dict[str, str]]:
-    body = orjson.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
-        "messaging_product": "whatsapp", "metadata": {"phone_number_id": "1"},
-        "contacts": [{"profile": {"name": "C"}, "wa_id": f"1650{5550000 + i % 5000:07d}"}],
-        "messages": [{"from": f"1650{5550000 + i % 5000:07d}", "id": f"wamid.{i}", "timestamp": "1750000000", "type": "text",
-                      "text": {"body": f"hello {i}"}}]}}]}]})
-    return body, {"content-type": "application/json",
-                  "x-hub-signature-256": "sha256=" + hmac.new(META.encode(), body, hashlib.sha256).hexdigest()}
+    body = orjson.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": "1",
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "messaging_product": "whatsapp",
+                                "metadata": {"phone_number_id": "1"},
+                                "contacts": [
+                                    {"profile": {"name": "C"}, "wa_id": f"1650{5550000 + i % 5000:07d}"}
+                                ],
+                                "messages": [
+                                    {
+                                        "from": f"1650{5550000 + i % 5000:07d}",
+                                        "id": f"wamid.{i}",
+                                        "timestamp": "1750000000",
+                                        "type": "text",
+                                        "text": {"body": f"hello {i}"},
+                                    }
+                                ],
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+    )
+    return body, {
+        "content-type": "application/json",
+        "x-hub-signature-256": "sha256=" + hmac.new(META.encode(), body, hashlib.sha256).hexdigest(),
+    }
 
 
 def telegram_req(url: str, i: int) -> tuple[bytes, dict[str, str]]:
     chat = 100000 + i % 5000
-    body = orjson.dumps({"update_id": 1000000 + i, "message": {"message_id": i, "from": {"id": chat, "first_name": "T"},
-                                                                 "chat": {"id": chat, "type": "private"}, "date": 1750000000, "text": f"hi {i}"}})
+    body = orjson.dumps(
+        {
+            "update_id": 1000000 + i,
+            "message": {
+                "message_id": i,
+                "from": {"id": chat, "first_name": "T"},
+                "chat": {"id": chat, "type": "private"},
+                "date": 1750000000,
+                "text": f"hi {i}",
+            },
+        }
+    )
     return body, {"content-type": "application/json", "x-telegram-bot-api-secret-token": TG}
 
 
 def api_req(url: str, i: int) -> tuple[bytes, dict[str, str]]:
-    body = orjson.dumps({"id": f"ext-{i}", "from": {"kind": "api", "value": f"user-{i % 5000}"}, "text": f"message {i}"})
+    body = orjson.dumps(
+        {"id": f"ext-{i}", "from": {"kind": "api", "value": f"user-{i % 5000}"}, "text": f"message {i}"}
+    )
     return body, {"content-type": "application/json", **standard_webhooks.headers_for(WH, f"msg_{i}", body)}
 
 
-FORMATS = {"twilio": ("twilio_sms", twilio_req), "whatsapp": ("whatsapp_cloud", whatsapp_req),
-           "telegram": ("telegram", telegram_req), "api": ("api", api_req)}
+FORMATS = {
+    "twilio": ("twilio_sms", twilio_req),
+    "whatsapp": ("whatsapp_cloud", whatsapp_req),
+    "telegram": ("telegram", telegram_req),
+    "api": ("api", api_req),
+}
 
 
-async def bench_webhooks(base: str, public: str, inboxes: dict[str, tuple[int, str]], n: int, conc: int) -> dict[str, float]:
+async def bench_webhooks(
+    base: str, public: str, inboxes: dict[str, tuple[int, str]], n: int, conc: int
+) -> dict[str, float]:
     out = {}
     limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
@@ -145,7 +210,9 @@ async def bench_email(db_url: str, inbox_id: int, n: int, conc: int) -> float:
     from caredesk.channels.email.server import start
     from caredesk.settings import Settings
 
-    svc = build_services(Settings(database_url=db_url, data_dir=Path(tempfile.mkdtemp()), embedded_worker=False))
+    svc = build_services(
+        Settings(database_url=db_url, data_dir=Path(tempfile.mkdtemp()), embedded_worker=False)
+    )
     await svc.bus.start()
     port = 0
     server = await start(svc, "127.0.0.1", port)
@@ -169,13 +236,24 @@ async def bench_email(db_url: str, inbox_id: int, n: int, conc: int) -> float:
     await asyncio.gather(*(worker() for _ in range(conc)))
     dt = time.perf_counter() - t0
     server.close()
-    rows = svc.db.read_sync(lambda s: dict(s.execute(text(
-        "SELECT channel_message_id, conversation_id FROM messages WHERE inbox_id = :i"), {"i": inbox_id}).all()))
-    wrong = sum(1 for m, parent in mails if parent and rows.get(str(m["Message-ID"]).strip("<>")) != rows.get(parent))
+    rows = svc.db.read_sync(
+        lambda s: dict(
+            s.execute(
+                text("SELECT channel_message_id, conversation_id FROM messages WHERE inbox_id = :i"),
+                {"i": inbox_id},
+            ).all()
+        )
+    )
+    wrong = sum(
+        1 for m, parent in mails if parent and rows.get(str(m["Message-ID"]).strip("<>")) != rows.get(parent)
+    )
     new = sum(1 for _m, p in mails if p is None)
     convs = len({rows[str(m["Message-ID"]).strip("<>")] for m, p in mails if p is None})
-    print(f"email     {n} in {dt:.2f}s = {n / dt:,.0f}/s; stored {len(rows)}/{n}; replies threaded wrong: {wrong}; "
-          f"new mails -> {convs}/{new} distinct conversations", flush=True)
+    print(
+        f"email     {n} in {dt:.2f}s = {n / dt:,.0f}/s; stored {len(rows)}/{n}; replies threaded wrong: {wrong}; "
+        f"new mails -> {convs}/{new} distinct conversations",
+        flush=True,
+    )
     await svc.bus.stop()
     svc.db.close()
     if len(rows) != n or wrong or convs != new:
@@ -189,17 +267,41 @@ def main() -> None:
     ap.add_argument("--emails", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=32)
     args = ap.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
     tmp = Path(tempfile.mkdtemp(prefix="cd-bench-"))
     db_url = f"sqlite:///{tmp / 'bench.db'}"
     _acc, inboxes = setup(db_url)
     port = 18000 + os.getpid() % 1000
     public = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "CAREDESK_DATABASE_URL": db_url, "CAREDESK_DATA_DIR": str(tmp / "data"), "CAREDESK_SECRET_KEY": "bench-secret-1",
-           "CAREDESK_RATE_LIMIT_PER_MINUTE": "100000000", "CAREDESK_EMBEDDED_WORKER": "false", "CAREDESK_PUBLIC_URL": public,
-           "CAREDESK_LOG_LEVEL": "warning"}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "caredesk.asgi:app", "--host", "127.0.0.1", "--port", str(port),
-                             "--log-level", "warning", "--no-access-log"], env=env, cwd=str(ROOT))
+    env = {
+        **os.environ,
+        "CAREDESK_DATABASE_URL": db_url,
+        "CAREDESK_DATA_DIR": str(tmp / "data"),
+        "CAREDESK_SECRET_KEY": "bench-secret-1",
+        "CAREDESK_RATE_LIMIT_PER_MINUTE": "100000000",
+        "CAREDESK_EMBEDDED_WORKER": "false",
+        "CAREDESK_PUBLIC_URL": public,
+        "CAREDESK_LOG_LEVEL": "warning",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "caredesk.asgi:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+        cwd=str(ROOT),
+    )
     try:
         for _ in range(300):
             try:

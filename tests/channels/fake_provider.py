@@ -38,7 +38,7 @@ class FakeProvider:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 n = int(self.headers.get("content-length") or 0)
                 rec = Recorded(
                     "POST", self.path, {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(n)

@@ -80,7 +80,7 @@ class Sink:
         self.mails: list[EmailMessage] = []
         self.rcpts: list[list[str]] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         msg = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
         assert isinstance(msg, EmailMessage)
         self.mails.append(msg)
@@ -213,7 +213,7 @@ async def test_outbound_smtp_refusal_is_permanent_and_visible(
     class Refuse:
         async def handle_RCPT(
             self, server: Any, session: Any, envelope: Any, address: str, options: Any
-        ) -> str:  # noqa: N802
+        ) -> str:
             return "550 5.1.1 mailbox unavailable"
 
     loop = asyncio.get_running_loop()
@@ -229,8 +229,8 @@ async def test_outbound_smtp_refusal_is_permanent_and_visible(
         },
     )
     try:
-        from caredesk.channels.email.ingest import ingest_email
         from caredesk.channels.base import InboxInfo as Info
+        from caredesk.channels.email.ingest import ingest_email
 
         info = Info(inbox_id, account.id, "email", "t", {"address": "help@shop.test"})
         res = await services.db.write(ingest_email, parse_email(info, fixture("email_new.eml"), None))
