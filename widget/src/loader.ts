@@ -28,10 +28,10 @@ interface IdentifyInput { userId: string; userHash: string; name?: string; email
   button.setAttribute("aria-label", lang.startsWith("de") ? "Chat öffnen" : "Open chat");
   button.setAttribute("aria-expanded", "false");
   button.setAttribute("data-caredesk", "launcher");
-  button.textContent = "💬";
+  button.textContent = "Chat";
   set(button, {
     position: "fixed", right: "20px", bottom: "20px", width: "56px", height: "56px", "border-radius": "50%",
-    border: "0", background: "#1f5f8b", color: "#fff", "font-size": "26px", cursor: "pointer",
+    border: "0", background: "#1f5f8b", color: "#fff", "font-size": "15px", "font-weight": "600", cursor: "pointer",
     "box-shadow": "0 4px 14px rgba(0,0,0,.25)", "z-index": "2147483646",
   });
   const badge = document.createElement("span");
