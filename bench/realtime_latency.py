@@ -63,9 +63,22 @@ def setup_db(url: str, accounts: int) -> list[dict[str, Any]]:
 
 def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "caredesk.asgi:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--ws-max-queue", "64"],
-        env={**os.environ, **env}, cwd=str(REPO),
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "caredesk.asgi:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--ws-max-queue",
+            "64",
+        ],
+        env={**os.environ, **env},
+        cwd=str(REPO),
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -139,8 +152,14 @@ async def main() -> None:
     db_url = f"sqlite:///{tmp / 'bench.db'}"
     accounts = setup_db(db_url, args.accounts)
     port = args.port or random.randint(20000, 40000)
-    env = {"CAREDESK_DATABASE_URL": db_url, "CAREDESK_DATA_DIR": str(tmp), "CAREDESK_SECRET_KEY": "bench-secret-key",
-           "CAREDESK_RATE_LIMIT_PER_MINUTE": "100000000", "CAREDESK_JOB_POLL_SECONDS": "0.2", "CAREDESK_LOG_LEVEL": "warning"}
+    env = {
+        "CAREDESK_DATABASE_URL": db_url,
+        "CAREDESK_DATA_DIR": str(tmp),
+        "CAREDESK_SECRET_KEY": "bench-secret-key",
+        "CAREDESK_RATE_LIMIT_PER_MINUTE": "100000000",
+        "CAREDESK_JOB_POLL_SECONDS": "0.2",
+        "CAREDESK_LOG_LEVEL": "warning",
+    }
     server = start_server(env, port)
     base, wsbase = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
     to_agent, to_visitor = Waiters(), Waiters()
@@ -153,7 +172,11 @@ async def main() -> None:
             for acc in accounts:
                 for _ in range(args.agents):
                     ev = asyncio.Event()
-                    tasks.append(asyncio.create_task(reader(f"{wsbase}/api/v1/realtime?access_token={acc['token']}", to_agent, ev)))
+                    tasks.append(
+                        asyncio.create_task(
+                            reader(f"{wsbase}/api/v1/realtime?access_token={acc['token']}", to_agent, ev)
+                        )
+                    )
                     await asyncio.wait_for(ev.wait(), 60)
             # Visitor sessions: each opens a conversation (first message), then its own stream.
             visitors: list[dict[str, Any]] = []
@@ -162,8 +185,15 @@ async def main() -> None:
             async def new_visitor(acc: dict[str, Any]) -> None:
                 async with sem:
                     s = (await http.post("/widget/api/session", json={"token": acc["inbox"]})).json()
-                    r = await http.post("/widget/api/messages", json={"token": acc["inbox"], "visitor": s["visitor"],
-                                                                      "client_id": uuid.uuid4().hex, "text": "hello"})
+                    r = await http.post(
+                        "/widget/api/messages",
+                        json={
+                            "token": acc["inbox"],
+                            "visitor": s["visitor"],
+                            "client_id": uuid.uuid4().hex,
+                            "text": "hello",
+                        },
+                    )
                     r.raise_for_status()
                     v = {"acc": acc, "visitor": s["visitor"], "conversation_id": r.json()["conversation_id"]}
                     ev = asyncio.Event()
@@ -174,8 +204,10 @@ async def main() -> None:
 
             await asyncio.gather(*(new_visitor(acc) for acc in accounts for _ in range(args.visitors)))
             connected = args.accounts * (args.agents + args.visitors)
-            print(f"connected {connected} sessions ({args.accounts} accounts x {args.agents} agents + {args.visitors} visitors) "
-                  f"in {time.monotonic() - t_setup:.1f} s")
+            print(
+                f"connected {connected} sessions ({args.accounts} accounts x {args.agents} agents + {args.visitors} visitors) "
+                f"in {time.monotonic() - t_setup:.1f} s"
+            )
             await asyncio.sleep(2)  # let the first messages' jobs settle
 
             c2a: list[float] = []
@@ -188,8 +220,15 @@ async def main() -> None:
                 marker = uuid.uuid4().hex[:36].ljust(36, "x")
                 fut = to_agent.expect(marker)
                 t0 = time.monotonic()
-                r = await http.post("/widget/api/messages", json={"token": v["acc"]["inbox"], "visitor": v["visitor"],
-                                                                  "client_id": uuid.uuid4().hex, "text": f"bench{marker}"})
+                r = await http.post(
+                    "/widget/api/messages",
+                    json={
+                        "token": v["acc"]["inbox"],
+                        "visitor": v["visitor"],
+                        "client_id": uuid.uuid4().hex,
+                        "text": f"bench{marker}",
+                    },
+                )
                 r.raise_for_status()
                 try:
                     t1 = await asyncio.wait_for(fut, 10)
@@ -205,8 +244,11 @@ async def main() -> None:
                 marker = uuid.uuid4().hex[:36].ljust(36, "x")
                 fut = to_visitor.expect(marker)
                 t0 = time.monotonic()
-                r = await http.post(f"/api/v1/conversations/{v['conversation_id']}/messages", json={"content": f"bench{marker}"},
-                                    headers={"authorization": f"Bearer {v['acc']['token']}"})
+                r = await http.post(
+                    f"/api/v1/conversations/{v['conversation_id']}/messages",
+                    json={"content": f"bench{marker}"},
+                    headers={"authorization": f"Bearer {v['acc']['token']}"},
+                )
                 r.raise_for_status()
                 try:
                     t1 = await asyncio.wait_for(fut, 10)
@@ -225,10 +267,14 @@ async def main() -> None:
             await asyncio.gather(*pending)
 
             def line(name: str, xs: list[float]) -> str:
-                return (f"{name:<38} n={len(xs):5d}  p50={statistics.median(xs):7.1f} ms  p90={pct(xs, 90):7.1f} ms  "
-                        f"p99={pct(xs, 99):7.1f} ms  max={max(xs):7.1f} ms")
+                return (
+                    f"{name:<38} n={len(xs):5d}  p50={statistics.median(xs):7.1f} ms  p90={pct(xs, 90):7.1f} ms  "
+                    f"p99={pct(xs, 99):7.1f} ms  max={max(xs):7.1f} ms"
+                )
 
-            print(f"rate: {args.rate:.0f} customer sends/s + {args.rate:.0f} agent sends/s; timeouts (>10 s): {failures}")
+            print(
+                f"rate: {args.rate:.0f} customer sends/s + {args.rate:.0f} agent sends/s; timeouts (>10 s): {failures}"
+            )
             print(line("customer send -> first agent screen", c2a))
             print(line("customer send -> every agent socket", c2a_all))
             print(line("agent send -> widget", a2c))

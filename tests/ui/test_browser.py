@@ -23,21 +23,35 @@ from tests.conftest import REPO, LiveServer, server_env, start_server
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 SHOTS = REPO / "docs" / "screenshots"
 XSS = "<img src=x onerror=window.__xss=1><script>window.__xss=1</script>"
 MAYA = "maya@demo.caredesk.test"
 
 
 def _ensure_assets() -> None:
-    built = [REPO / "src/caredesk/web/static/widget/loader.js", REPO / "src/caredesk/ui/static/dist/workspace.js"]
+    built = [
+        REPO / "src/caredesk/web/static/widget/loader.js",
+        REPO / "src/caredesk/ui/static/dist/workspace.js",
+    ]
     if not all(p.is_file() for p in built):
         subprocess.run([str(REPO / "scripts" / "build_frontend.sh")], check=True, cwd=REPO)
 
 
 def _ensure_chromium() -> None:
     if not Path(CHROMIUM).exists() and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "chromium"],
+            check=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
 
 
 @pytest.fixture
@@ -167,7 +181,9 @@ async def _story(url: str, browser: Any) -> None:
     await alex.locator(".conv-head .assignee", has_text="Maya Okafor").wait_for()
     maya = await _agent(browser, url, MAYA)
     await maya.goto(f"{url}/c/{conv_id}")
-    await maya.locator("[data-testid=case-brief]", has_text="customer wants delivery before Friday").wait_for()
+    await maya.locator(
+        "[data-testid=case-brief]", has_text="customer wants delivery before Friday"
+    ).wait_for()
     await maya.locator("#timeline .msg-activity", has_text="customer wants delivery before Friday").wait_for()
 
     # Resolve.

@@ -16,7 +16,9 @@ async def _login(client: httpx.AsyncClient, acc: AccountFixture) -> str:
     form = await client.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
     assert token
-    r = await client.post("/login", data={"email": acc.admin_email, "password": acc.password, "csrf_token": token.group(1)})
+    r = await client.post(
+        "/login", data={"email": acc.admin_email, "password": acc.password, "csrf_token": token.group(1)}
+    )
     assert r.status_code == 303 and r.headers["location"] == "/"
     page = await client.get("/")
     m = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text)
@@ -31,8 +33,12 @@ async def test_pages_need_a_login(client: httpx.AsyncClient) -> None:
     assert r.status_code == 401 and r.headers["hx-redirect"] == "/login"
 
 
-async def test_login_form_is_csrf_protected_and_throttled(client: httpx.AsyncClient, services: Services, account: AccountFixture) -> None:
-    r = await client.post("/login", data={"email": account.admin_email, "password": account.password, "csrf_token": "forged"})
+async def test_login_form_is_csrf_protected_and_throttled(
+    client: httpx.AsyncClient, services: Services, account: AccountFixture
+) -> None:
+    r = await client.post(
+        "/login", data={"email": account.admin_email, "password": account.password, "csrf_token": "forged"}
+    )
     assert r.status_code == 403
     services.extras["login_limiter"].__init__(3)  # 3 a minute for this test
     await client.get("/login")
@@ -40,11 +46,19 @@ async def test_login_form_is_csrf_protected_and_throttled(client: httpx.AsyncCli
     for _ in range(4):
         form = await client.get("/login")
         tok = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
-        statuses.append((await client.post("/login", data={"email": account.admin_email, "password": "wrong", "csrf_token": tok})).status_code)
+        statuses.append(
+            (
+                await client.post(
+                    "/login", data={"email": account.admin_email, "password": "wrong", "csrf_token": tok}
+                )
+            ).status_code
+        )
     assert 429 in statuses and statuses[0] == 401
 
 
-async def test_customer_text_is_escaped_everywhere(client: httpx.AsyncClient, account: AccountFixture) -> None:
+async def test_customer_text_is_escaped_everywhere(
+    client: httpx.AsyncClient, account: AccountFixture
+) -> None:
     r = await post_inbound(client, account, XSS, sender="x@example.com")
     conv_id = r.json()["conversation_id"]
     await _login(client, account)
@@ -58,30 +72,49 @@ async def test_customer_text_is_escaped_everywhere(client: httpx.AsyncClient, ac
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
 
 
-async def test_actions_need_the_csrf_token_and_work_with_it(client: httpx.AsyncClient, account: AccountFixture) -> None:
+async def test_actions_need_the_csrf_token_and_work_with_it(
+    client: httpx.AsyncClient, account: AccountFixture
+) -> None:
     conv_id = (await post_inbound(client, account, "hello", sender="y@example.com")).json()["conversation_id"]
     csrf = await _login(client, account)
     refused = await client.post(f"/ui/c/{conv_id}/reply", data={"content": "hi"})
     assert refused.status_code == 403
-    ok = await client.post(f"/ui/c/{conv_id}/reply", data={"content": "Hi there", "private": "0"}, headers={"x-csrf-token": csrf})
+    ok = await client.post(
+        f"/ui/c/{conv_id}/reply", data={"content": "Hi there", "private": "0"}, headers={"x-csrf-token": csrf}
+    )
     assert ok.status_code == 204
-    note = await client.post(f"/ui/c/{conv_id}/reply", data={"content": "VIP, be nice", "private": "1"}, headers={"x-csrf-token": csrf})
+    note = await client.post(
+        f"/ui/c/{conv_id}/reply",
+        data={"content": "VIP, be nice", "private": "1"},
+        headers={"x-csrf-token": csrf},
+    )
     assert note.status_code == 204
-    no_note = await client.post(f"/ui/c/{conv_id}/transfer", data={"target": f"agent:{account.admin_id}", "note": " "},
-                                headers={"x-csrf-token": csrf})
+    no_note = await client.post(
+        f"/ui/c/{conv_id}/transfer",
+        data={"target": f"agent:{account.admin_id}", "note": " "},
+        headers={"x-csrf-token": csrf},
+    )
     assert no_note.status_code == 422
-    moved = await client.post(f"/ui/c/{conv_id}/transfer", data={"target": f"agent:{account.admin_id}", "note": "wants a refund"},
-                              headers={"x-csrf-token": csrf})
+    moved = await client.post(
+        f"/ui/c/{conv_id}/transfer",
+        data={"target": f"agent:{account.admin_id}", "note": "wants a refund"},
+        headers={"x-csrf-token": csrf},
+    )
     assert moved.status_code == 200 and "wants a refund" in moved.text
-    done = await client.post(f"/ui/c/{conv_id}/status", data={"status": "resolved"}, headers={"x-csrf-token": csrf})
+    done = await client.post(
+        f"/ui/c/{conv_id}/status", data={"status": "resolved"}, headers={"x-csrf-token": csrf}
+    )
     assert done.status_code == 200 and 'data-status="resolved"' in done.text
     page = await client.get(f"/ui/c/{conv_id}")
     assert "msg-note" in page.text and "Hi there" in page.text
 
 
-async def test_another_accounts_conversation_is_not_found(client: httpx.AsyncClient, account: AccountFixture,
-                                                          other_account: AccountFixture) -> None:
-    theirs = (await post_inbound(client, other_account, "secret", sender="z@example.com")).json()["conversation_id"]
+async def test_another_accounts_conversation_is_not_found(
+    client: httpx.AsyncClient, account: AccountFixture, other_account: AccountFixture
+) -> None:
+    theirs = (await post_inbound(client, other_account, "secret", sender="z@example.com")).json()[
+        "conversation_id"
+    ]
     csrf = await _login(client, account)
     assert (await client.get(f"/ui/c/{theirs}")).status_code == 404
     assert (await client.get(f"/ui/c/{theirs}/messages")).status_code == 404
@@ -89,11 +122,15 @@ async def test_another_accounts_conversation_is_not_found(client: httpx.AsyncCli
     assert r.status_code == 404
 
 
-async def test_admin_pages_render_and_create_a_webchat_inbox(client: httpx.AsyncClient, account: AccountFixture) -> None:
+async def test_admin_pages_render_and_create_a_webchat_inbox(
+    client: httpx.AsyncClient, account: AccountFixture
+) -> None:
     csrf = await _login(client, account)
     for section in ("agents", "teams", "inboxes", "account"):
         assert (await client.get(f"/admin/{section}")).status_code == 200, section
-    r = await client.post("/admin/inboxes", data={"name": "Shop <b>chat</b>", "greeting": "Hi", "csrf_token": csrf})
+    r = await client.post(
+        "/admin/inboxes", data={"name": "Shop <b>chat</b>", "greeting": "Hi", "csrf_token": csrf}
+    )
     assert r.status_code == 303
     page = await client.get("/admin/inboxes")
     assert "Shop &lt;b&gt;chat&lt;/b&gt;" in page.text and "/widget/loader.js" in page.text

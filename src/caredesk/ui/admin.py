@@ -49,7 +49,15 @@ async def admin_page(request: Request, section: str, error: str = "", status_cod
         raise Forbidden("admin pages need the admin role")
     data = await services(request).db.read(views.admin_data, v.actor.account_id)
     public_url = services(request).settings.public_url.rstrip("/")
-    return page(f"admin/{section}.html", status_code=status_code, v=v, section=section, error=error, d=data, public_url=public_url)
+    return page(
+        f"admin/{section}.html",
+        status_code=status_code,
+        v=v,
+        section=section,
+        error=error,
+        d=data,
+        public_url=public_url,
+    )
 
 
 async def _apply(request: Request, section: str, svc: Any, fn: Callable[[Session], Any]) -> Response:
@@ -69,8 +77,16 @@ async def invite_agent(request: Request, actor: ActorDep, svc: ServicesDep) -> R
     def w(s: Session) -> None:
         if not capacity.isdigit():
             raise Invalid("capacity must be a number")
-        acc.create_agent(s, actor, email=f.get("email", ""), name=f.get("name", ""), role=f.get("role", "agent"),
-                         password=f.get("password") or None, skills=_words(f.get("skills", "")), capacity=int(capacity))
+        acc.create_agent(
+            s,
+            actor,
+            email=f.get("email", ""),
+            name=f.get("name", ""),
+            role=f.get("role", "agent"),
+            password=f.get("password") or None,
+            skills=_words(f.get("skills", "")),
+            capacity=int(capacity),
+        )
 
     return await _apply(request, "agents", svc, w)
 
@@ -98,14 +114,23 @@ async def update_agent(request: Request, agent_id: int, actor: ActorDep, svc: Se
 async def create_team(request: Request, actor: ActorDep, svc: ServicesDep) -> Response:
     form = await request.form()
     members = _ids([str(x) for x in form.getlist("agent_ids")])
-    name, desc, skills = str(form.get("name") or ""), str(form.get("description") or "")[:1000], _words(str(form.get("skills") or ""))
-    return await _apply(request, "teams", svc, lambda s: acc.create_team(s, actor, name, desc, skills, members))
+    name, desc, skills = (
+        str(form.get("name") or ""),
+        str(form.get("description") or "")[:1000],
+        _words(str(form.get("skills") or "")),
+    )
+    return await _apply(
+        request, "teams", svc, lambda s: acc.create_team(s, actor, name, desc, skills, members)
+    )
 
 
 @router.post("/teams/{team_id}")
 async def update_team(request: Request, team_id: int, actor: ActorDep, svc: ServicesDep) -> Response:
     form = await request.form()
-    changes = {"agent_ids": _ids([str(x) for x in form.getlist("agent_ids")]), "skills": _words(str(form.get("skills") or ""))}
+    changes = {
+        "agent_ids": _ids([str(x) for x in form.getlist("agent_ids")]),
+        "skills": _words(str(form.get("skills") or "")),
+    }
     return await _apply(request, "teams", svc, lambda s: acc.update_team(s, actor, team_id, changes))
 
 
@@ -113,16 +138,26 @@ async def update_team(request: Request, team_id: int, actor: ActorDep, svc: Serv
 async def create_inbox(request: Request, actor: ActorDep, svc: ServicesDep) -> Response:
     form = await request.form()
     name, greeting = str(form.get("name") or ""), str(form.get("greeting") or "")[:1000]
-    config = {"identity_secret": new_token(nbytes=24), "prechat": {"enabled": False, "fields": ["name", "email"]}}
-    return await _apply(request, "inboxes", svc,
-                        lambda s: acc.create_inbox(s, actor, name=name, channel="webchat", greeting=greeting, config=config))
+    config = {
+        "identity_secret": new_token(nbytes=24),
+        "prechat": {"enabled": False, "fields": ["name", "email"]},
+    }
+    return await _apply(
+        request,
+        "inboxes",
+        svc,
+        lambda s: acc.create_inbox(s, actor, name=name, channel="webchat", greeting=greeting, config=config),
+    )
 
 
 @router.post("/inboxes/{inbox_id}")
 async def update_inbox(request: Request, inbox_id: int, actor: ActorDep, svc: ServicesDep) -> Response:
     form = await request.form()
     fields = [x for x in ("name", "email") if form.get(f"prechat_{x}") == "on"]
-    config: dict[str, Any] = {"prechat": {"enabled": bool(fields), "fields": fields}, "locale": str(form.get("locale") or "")[:16]}
+    config: dict[str, Any] = {
+        "prechat": {"enabled": bool(fields), "fields": fields},
+        "locale": str(form.get("locale") or "")[:16],
+    }
     if form.get("rotate_secret") == "on":
         config["identity_secret"] = new_token(nbytes=24)
     changes = {"greeting": str(form.get("greeting") or "")[:1000], "config": config}

@@ -43,7 +43,9 @@ env.filters["ago"] = _ago
 env.filters["clock"] = _clock
 
 
-def page(name: str, status_code: int = 200, headers: dict[str, str] | None = None, **ctx: Any) -> HTMLResponse:
+def page(
+    name: str, status_code: int = 200, headers: dict[str, str] | None = None, **ctx: Any
+) -> HTMLResponse:
     return HTMLResponse(env.get_template(name).render(**ctx), status_code=status_code, headers=headers)
 
 

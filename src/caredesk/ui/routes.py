@@ -75,11 +75,18 @@ async def login_submit(request: Request, svc: ServicesDep) -> Response:
         raw, _csrf, _agent = await svc.db.write(acc.login, email, password)
     except CaredeskError:
         return _login_page("Wrong email or password.", 401, email)
-    resp = RedirectResponse("/", status_code=303)
-    resp.set_cookie(SESSION_COOKIE, raw, httponly=True, samesite="lax", secure=svc.settings.cookie_secure,
-                    max_age=acc.SESSION_DAYS * 86400, path="/")
-    resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
-    return resp
+    done = RedirectResponse("/", status_code=303)
+    done.set_cookie(
+        SESSION_COOKIE,
+        raw,
+        httponly=True,
+        samesite="lax",
+        secure=svc.settings.cookie_secure,
+        max_age=acc.SESSION_DAYS * 86400,
+        path="/",
+    )
+    done.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return done
 
 
 @router.post("/logout")
@@ -95,36 +102,69 @@ async def logout(request: Request, actor: ActorDep, svc: ServicesDep) -> Respons
 # ---------------------------------------------------------------- workspace pages
 
 
-def _filter(view: View, status: Status, channel: str | None, label: str | None, sort: Sort) -> ConversationFilter:
-    return ConversationFilter(view=view, status=status, channel=channel or None, label=label or None, sort=sort, limit=50)
+def _filter(
+    view: View, status: Status, channel: str | None, label: str | None, sort: Sort
+) -> ConversationFilter:
+    return ConversationFilter(
+        view=view, status=status, channel=channel or None, label=label or None, sort=sort, limit=50
+    )
 
 
 @router.get("/")
-async def workspace(request: Request, view: View = "all", status: Status = "open", channel: str = "",
-                    label: str = "", sort: Sort = "recent") -> HTMLResponse:
+async def workspace(
+    request: Request,
+    view: View = "all",
+    status: Status = "open",
+    channel: str = "",
+    label: str = "",
+    sort: Sort = "recent",
+) -> HTMLResponse:
     return await _workspace(request, None, view, status, channel, label, sort)
 
 
 @router.get("/c/{conversation_id}")
-async def workspace_conversation(request: Request, conversation_id: int, view: View = "all", status: Status = "open",
-                                 channel: str = "", label: str = "", sort: Sort = "recent") -> HTMLResponse:
+async def workspace_conversation(
+    request: Request,
+    conversation_id: int,
+    view: View = "all",
+    status: Status = "open",
+    channel: str = "",
+    label: str = "",
+    sort: Sort = "recent",
+) -> HTMLResponse:
     return await _workspace(request, conversation_id, view, status, channel, label, sort)
 
 
-async def _workspace(request: Request, conversation_id: int | None, view: View, status: Status, channel: str,
-                     label: str, sort: Sort) -> HTMLResponse:
+async def _workspace(
+    request: Request,
+    conversation_id: int | None,
+    view: View,
+    status: Status,
+    channel: str,
+    label: str,
+    sort: Sort,
+) -> HTMLResponse:
     v = await viewer(request)
     svc = services(request)
     f = _filter(view, status, channel[:32], label[:64], sort)
     listing = await svc.db.read(views.conversation_list, v.actor.account_id, v.actor.id, f)
-    conv = await svc.db.read(views.conversation_view, v.actor.account_id, conversation_id) if conversation_id else None
+    conv = (
+        await svc.db.read(views.conversation_view, v.actor.account_id, conversation_id)
+        if conversation_id
+        else None
+    )
     return page("workspace.html", v=v, f=f, listing=listing, c=conv)
 
 
 @router.get("/ui/list")
-async def list_partial(request: Request, view: View = "all", status: Status = "open",
-                       channel: Annotated[str, Query(max_length=32)] = "", label: Annotated[str, Query(max_length=64)] = "",
-                       sort: Sort = "recent") -> HTMLResponse:
+async def list_partial(
+    request: Request,
+    view: View = "all",
+    status: Status = "open",
+    channel: Annotated[str, Query(max_length=32)] = "",
+    label: Annotated[str, Query(max_length=64)] = "",
+    sort: Sort = "recent",
+) -> HTMLResponse:
     v = await viewer(request)
     f = _filter(view, status, channel, label, sort)
     listing = await services(request).db.read(views.conversation_list, v.actor.account_id, v.actor.id, f)
@@ -139,7 +179,9 @@ async def conversation_partial(request: Request, conversation_id: int) -> HTMLRe
 
 
 @router.get("/ui/c/{conversation_id}/messages")
-async def messages_partial(request: Request, conversation_id: int, after: Annotated[int, Query(ge=0)] = 0) -> HTMLResponse:
+async def messages_partial(
+    request: Request, conversation_id: int, after: Annotated[int, Query(ge=0)] = 0
+) -> HTMLResponse:
     """Timeline entries after `after`, for live appends (the client skips ids it already shows)."""
     v = await viewer(request)
 
@@ -149,7 +191,15 @@ async def messages_partial(request: Request, conversation_id: int, after: Annota
 
     items = await services(request).db.read(r)
     d = await services(request).db.read(views.directory, v.actor.account_id)
-    return HTMLResponse(fragment("_messages.html", items=items, agent_names=d["agent_names"], inboxes=d["inboxes"], conv_id=conversation_id))
+    return HTMLResponse(
+        fragment(
+            "_messages.html",
+            items=items,
+            agent_names=d["agent_names"],
+            inboxes=d["inboxes"],
+            conv_id=conversation_id,
+        )
+    )
 
 
 # ---------------------------------------------------------------- conversation actions (htmx)
@@ -164,7 +214,9 @@ async def _rerender(svc: Services, actor: Any, conversation_id: int) -> HTMLResp
     c = await svc.db.read(views.conversation_view, actor.account_id, conversation_id)
     me = await svc.db.read(acc.get_agent, actor.account_id, actor.id) if actor.kind == "agent" else None
     v = Viewer(actor, "", acc.agent_json(me) if me else {}, "")
-    return HTMLResponse(fragment("_conversation.html", v=v, c=c), headers={"HX-Trigger": "conversations-changed"})
+    return HTMLResponse(
+        fragment("_conversation.html", v=v, c=c), headers={"HX-Trigger": "conversations-changed"}
+    )
 
 
 def _int(value: str, what: str) -> int | None:
@@ -200,13 +252,21 @@ async def transfer(request: Request, conversation_id: int, actor: ActorDep, svc:
     if kind not in ("agent", "team"):
         raise Invalid("choose an agent or a team to transfer to")
     ident = _int(raw, kind)
-    await svc.db.write(cv.transfer, actor, conversation_id, note=form.get("note", ""),
-                       agent_id=ident if kind == "agent" else None, team_id=ident if kind == "team" else None)
+    await svc.db.write(
+        cv.transfer,
+        actor,
+        conversation_id,
+        note=form.get("note", ""),
+        agent_id=ident if kind == "agent" else None,
+        team_id=ident if kind == "team" else None,
+    )
     return await _rerender(svc, actor, conversation_id)
 
 
 @router.post("/ui/c/{conversation_id}/status")
-async def set_status(request: Request, conversation_id: int, actor: ActorDep, svc: ServicesDep) -> HTMLResponse:
+async def set_status(
+    request: Request, conversation_id: int, actor: ActorDep, svc: ServicesDep
+) -> HTMLResponse:
     form = await _form(request)
     status = form.get("status", "")
     until = None
@@ -260,15 +320,37 @@ async def presence(request: Request, conversation_id: int, actor: ActorDep, svc:
 
     def w(s: Session) -> None:
         conv = cv.get_conversation(s, actor.account_id, conversation_id)
-        data = {"conversation_id": conv.id, "by": "agent", "agent_id": actor.id, "name": actor.name, "state": state}
-        record_event(s, actor.account_id, "conversation.presence", data, conversation_id=conv.id, contact_id=conv.contact_id)
+        data = {
+            "conversation_id": conv.id,
+            "by": "agent",
+            "agent_id": actor.id,
+            "name": actor.name,
+            "state": state,
+        }
+        record_event(
+            s,
+            actor.account_id,
+            "conversation.presence",
+            data,
+            conversation_id=conv.id,
+            contact_id=conv.contact_id,
+        )
         if state == "viewing":
             last = s.execute(
-                select(Message.id).where(Message.conversation_id == conv.id, Message.type == "incoming").order_by(Message.id.desc()).limit(1)
+                select(Message.id)
+                .where(Message.conversation_id == conv.id, Message.type == "incoming")
+                .order_by(Message.id.desc())
+                .limit(1)
             ).scalar()
             if last:
-                record_event(s, actor.account_id, "conversation.read", {"conversation_id": conv.id, "by": "agent", "up_to": last},
-                             conversation_id=conv.id, contact_id=conv.contact_id)
+                record_event(
+                    s,
+                    actor.account_id,
+                    "conversation.read",
+                    {"conversation_id": conv.id, "by": "agent", "up_to": last},
+                    conversation_id=conv.id,
+                    contact_id=conv.contact_id,
+                )
 
     await svc.db.write(w)
     return Response(status_code=204)
@@ -291,7 +373,11 @@ async def agent_file(request: Request, message_id: int, index: int) -> Response:
         m = s.get(Message, message_id)
         if m is None or m.account_id != v.actor.account_id:
             raise NotFound("file not found")
-        atts = list(s.execute(select(Attachment).where(Attachment.message_id == m.id).order_by(Attachment.id)).scalars())
+        atts = list(
+            s.execute(
+                select(Attachment).where(Attachment.message_id == m.id).order_by(Attachment.id)
+            ).scalars()
+        )
         if not 0 <= index < len(atts):
             raise NotFound("file not found")
         return atts[index]

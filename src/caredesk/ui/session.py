@@ -45,7 +45,12 @@ async def viewer(request: Request) -> Viewer:
             return None
         actor, csrf = found
         assert actor.id is not None
-        return Viewer(actor, csrf, agent_json(get_agent(s, actor.account_id, actor.id)), get_account(s, actor.account_id).name)
+        return Viewer(
+            actor,
+            csrf,
+            agent_json(get_agent(s, actor.account_id, actor.id)),
+            get_account(s, actor.account_id).name,
+        )
 
     v = await services(request).db.read(r)
     if v is None:

@@ -22,15 +22,25 @@ from caredesk.conversations.serialize import conversation_json
 
 DEFAULT_SNIPPETS = [
     {"name": "Greeting", "body": "Hi {first_name}, thanks for getting in touch! "},
-    {"name": "Looking into it", "body": "Thanks, {first_name}. I'm looking into this right now and will get back to you in a few minutes."},
+    {
+        "name": "Looking into it",
+    {
+        "name": "Looking into it",
+        "body": "Thanks, {first_name}. I'm looking into this right now and will get back to you in a few minutes.",
+    },
+    },
     {"name": "Anything else", "body": "Is there anything else I can help you with, {first_name}?"},
 ]
 
 
 def directory(s: Session, account_id: int) -> dict[str, Any]:
-    agents = list(s.execute(select(Agent).where(Agent.account_id == account_id).order_by(Agent.name)).scalars())
+    agents = list(
+        s.execute(select(Agent).where(Agent.account_id == account_id).order_by(Agent.name)).scalars()
+    )
     teams = list(s.execute(select(Team).where(Team.account_id == account_id).order_by(Team.name)).scalars())
-    inboxes = list(s.execute(select(Inbox).where(Inbox.account_id == account_id).order_by(Inbox.id)).scalars())
+    inboxes = list(
+        s.execute(select(Inbox).where(Inbox.account_id == account_id).order_by(Inbox.id)).scalars()
+    )
     members = team_member_ids(s, [t.id for t in teams])
     return {
         "agents": [agent_json(a) for a in agents],
@@ -42,7 +52,9 @@ def directory(s: Session, account_id: int) -> dict[str, Any]:
     }
 
 
-def conversation_list(s: Session, account_id: int, agent_id: int | None, f: ConversationFilter) -> dict[str, Any]:
+def conversation_list(
+    s: Session, account_id: int, agent_id: int | None, f: ConversationFilter
+) -> dict[str, Any]:
     page = list_conversations(s, account_id, agent_id, f)
     counts = conversation_counts(s, account_id, agent_id, f)
     contact_ids = sorted({c["contact_id"] for c in page["items"]})
@@ -50,7 +62,9 @@ def conversation_list(s: Session, account_id: int, agent_id: int | None, f: Conv
     if contact_ids:
         from caredesk.contacts.models import Contact
 
-        names = {i: n for i, n in s.execute(select(Contact.id, Contact.name).where(Contact.id.in_(contact_ids)))}
+        names = {
+            i: n for i, n in s.execute(select(Contact.id, Contact.name).where(Contact.id.in_(contact_ids)))
+        }
     for item in page["items"]:
         item["contact_name"] = names.get(item["contact_id"]) or f"Visitor #{item['contact_id']}"
     return {"page": page, "counts": counts, **directory(s, account_id)}
@@ -59,9 +73,13 @@ def conversation_list(s: Session, account_id: int, agent_id: int | None, f: Conv
 def _attachments(s: Session, message_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     out: dict[int, list[dict[str, Any]]] = {}
     if message_ids:
-        for a in s.execute(select(Attachment).where(Attachment.message_id.in_(message_ids)).order_by(Attachment.id)).scalars():
+        for a in s.execute(
+            select(Attachment).where(Attachment.message_id.in_(message_ids)).order_by(Attachment.id)
+        ).scalars():
             items = out.setdefault(int(a.message_id or 0), [])
-            items.append({"index": len(items), "filename": a.filename, "content_type": a.content_type, "size": a.size})
+            items.append(
+                {"index": len(items), "filename": a.filename, "content_type": a.content_type, "size": a.size}
+            )
     return out
 
 
@@ -81,7 +99,10 @@ def conversation_view(s: Session, account_id: int, conversation_id: int) -> dict
     idents = identities_of(s, [contact.id])[contact.id]
     previous = list(
         s.execute(
-            select(Conversation).where(Conversation.account_id == account_id, Conversation.contact_id == contact.id).order_by(Conversation.id.desc()).limit(50)
+            select(Conversation)
+            .where(Conversation.account_id == account_id, Conversation.contact_id == contact.id)
+            .order_by(Conversation.id.desc())
+            .limit(50)
         ).scalars()
     )
     first_name = (contact.name or "there").split(" ")[0]
@@ -90,10 +111,17 @@ def conversation_view(s: Session, account_id: int, conversation_id: int) -> dict
     snippets = []
     for sn in raw_snippets:
         if isinstance(sn, dict) and sn.get("name") and sn.get("body"):
-            body = str(sn["body"]).replace("{first_name}", first_name).replace("{name}", contact.name or first_name)
+            body = (
+                str(sn["body"])
+                .replace("{first_name}", first_name)
+                .replace("{name}", contact.name or first_name)
+            )
             snippets.append({"name": str(sn["name"]), "body": body})
     last_incoming = s.execute(
-        select(Message.id).where(Message.conversation_id == conv.id, Message.type == "incoming").order_by(Message.id.desc()).limit(1)
+        select(Message.id)
+        .where(Message.conversation_id == conv.id, Message.type == "incoming")
+        .order_by(Message.id.desc())
+        .limit(1)
     ).scalar()
     return {
         "conv": data,
@@ -108,13 +136,26 @@ def conversation_view(s: Session, account_id: int, conversation_id: int) -> dict
 
 def admin_data(s: Session, account_id: int) -> dict[str, Any]:
     account = get_account(s, account_id)
-    inboxes = list(s.execute(select(Inbox).where(Inbox.account_id == account_id).order_by(Inbox.id)).scalars())
+    inboxes = list(
+        s.execute(select(Inbox).where(Inbox.account_id == account_id).order_by(Inbox.id)).scalars()
+    )
     return {
-        "account": {"id": account.id, "name": account.name, "slug": account.slug, "settings": account.settings},
+        "account": {
+            "id": account.id,
+            "name": account.name,
+            "slug": account.slug,
+            "settings": account.settings,
+        },
         "inbox_rows": [
-            {"id": i.id, "name": i.name, "channel": i.channel, "public_token": i.public_token, "greeting": i.greeting,
-             "config": {k: v for k, v in i.config.items() if "secret" not in k and "token" not in k},
-             "has_identity_secret": bool(i.config.get("identity_secret"))}
+            {
+                "id": i.id,
+                "name": i.name,
+                "channel": i.channel,
+                "public_token": i.public_token,
+                "greeting": i.greeting,
+                "config": {k: v for k, v in i.config.items() if "secret" not in k and "token" not in k},
+                "has_identity_secret": bool(i.config.get("identity_secret")),
+            }
             for i in inboxes
         ],
         "snippets": account.settings.get("snippets") or DEFAULT_SNIPPETS,

@@ -757,7 +757,8 @@ async def asset(name: str) -> FileResponse:
 
 
 FRAME_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self' ws: wss:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self' ws: wss:; "
     "frame-ancestors *; base-uri 'none'; form-action 'none'; object-src 'none'"
 )
 
@@ -768,7 +769,7 @@ async def frame(
     token: Annotated[str, Query(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
     lang: Annotated[str, Query(max_length=16, pattern=r"^[A-Za-z-]*$")] = "",
 ) -> HTMLResponse:
-    """The chat itself, in an iframe on the customer's site; any site may frame it (it holds no agent data)."""
+    """The chat itself, in an iframe on the customer's site; any site may frame it (no agent data in it)."""
     svc = _svc(request)
     inbox = await svc.db.read(webchat_inbox, token)
     config = html.escape(
@@ -798,7 +799,7 @@ def demo_inbox_token(session: Session) -> str | None:
 
 @router.get("/demo", include_in_schema=False)
 async def demo(request: Request) -> HTMLResponse:
-    """A small shop page of the demo business with the widget embedded exactly as a customer's site would."""
+    """A small shop page of the demo business, embedding the widget exactly as a customer's site would."""
     svc = _svc(request)
     token = await svc.db.read(demo_inbox_token)
     if token is None:
@@ -810,16 +811,20 @@ async def demo(request: Request) -> HTMLResponse:
         ("Trail stove", "79.00"),
     ]
     cards = "".join(
-        f'<article class="card"><h2>{html.escape(n)}</h2><p class="price">{html.escape(p)} EUR</p><button type="button">Add to cart</button></article>'
+        f'<article class="card"><h2>{html.escape(n)}</h2><p class="price">{html.escape(p)} EUR</p>'
+        '<button type="button">Add to cart</button></article>'
         for n, p in products
     )
     page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Trailhead Outfitters</title>
 <link rel="stylesheet" href="/widget/assets/demo.css">
 </head><body class="demo-shop">
-<header class="demo-head"><strong>Trailhead Outfitters</strong><nav><a href="/demo">Tents</a> <a href="/demo">Boots</a> <a href="/demo">Stoves</a></nav></header>
-<main><h1>Gear for the long way round</h1><p>Free returns for 60 days. Questions? Chat with us, bottom right.</p>
+<header class="demo-head"><strong>Trailhead Outfitters</strong>
+<nav><a href="/demo">Tents</a> <a href="/demo">Boots</a> <a href="/demo">Stoves</a></nav></header>
+<main><h1>Gear for the long way round</h1>
+<p>Free returns for 60 days. Questions? Chat with us, bottom right.</p>
 <section class="grid">{cards}</section></main>
 <script src="/widget/loader.js" data-inbox="{html.escape(token)}" async></script>
 </body></html>"""
