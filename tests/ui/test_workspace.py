@@ -1,4 +1,4 @@
-"""The agent workspace over HTTP: login (throttled, CSRF), pages render, customer text is escaped, actions need CSRF."""
+"""The agent workspace over HTTP: login (throttled, CSRF), pages, escaping, actions need CSRF."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from caredesk.conversations.serialize import conversation_json
 
 DEFAULT_SNIPPETS = [
     {"name": "Greeting", "body": "Hi {first_name}, thanks for getting in touch! "},
-    {"name": "Looking into it", "body": "Thanks, {first_name}. I'm looking into this now and will be back in a few minutes."},
+    {"name": "Looking into it", "body": "Thanks, {first_name}. Looking into it now; back in a few minutes."},
     {"name": "Anything else", "body": "Is there anything else I can help you with, {first_name}?"},
 ]
 
