@@ -62,7 +62,8 @@ def live(settings: Settings) -> Iterator[LiveServer]:
     upgrade(db)
     seed_demo(db, conversations=12)
     db.close()
-    server = start_server(server_env(settings))
+    # Two agents log in from one address within seconds; the throttle itself is tested in test_workspace.py.
+    server = start_server({**server_env(settings), "CAREDESK_LOGIN_ATTEMPTS_PER_MINUTE": "1000"})
     yield server
     server.stop()
 
