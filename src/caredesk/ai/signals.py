@@ -7,9 +7,12 @@ spam/scam and slots. Pure functions over a batch of texts; no database, no netwo
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, overload
 
 from caredesk.ai.escalation import decide
 from caredesk.ai.language import detect_languages
@@ -30,8 +33,13 @@ class Signals:
     # legal_or_complaint | human_requested | repeated_contact | frustration
     spam: bool  # file in the spam folder (restorable), never drop
     spam_score: float
-    slots: list[Slot] = field(default_factory=list)
+    slots: dict[str, str] = field(default_factory=dict)  # type -> first value found; "currency" with "amount"
+    spans: list[Slot] = field(default_factory=list)  # every slot found, with positions
     evidence: list[str] = field(default_factory=list)  # phrases behind escalation/frustration, for agents
+    question: bool = False  # asks something (a knowledge-base candidate)
+    intent: str | None = None  # only when the account has a trained intent model
+    intent_confidence: float = 0.0
+    out_of_scope: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """The `caredesk signals` line shape."""
@@ -44,27 +52,94 @@ class Signals:
             "escalate_reason": self.escalate_reason,
             "spam": self.spam,
             "spam_score": self.spam_score,
-            "slots": [s.as_dict() for s in self.slots],
+            "slots": self.slots,
         }
+
+    def as_record(self) -> dict[str, Any]:
+        """Everything, JSON-ready, for storing on a message (`message.signals`)."""
+        return {
+            **self.as_dict(),
+            "spans": [s.as_dict() for s in self.spans],
+            "evidence": self.evidence,
+            "question": self.question,
+            "intent": {"name": self.intent, "confidence": self.intent_confidence} if self.intent else None,
+            "out_of_scope": self.out_of_scope,
+        }
+
+
+_QUESTION = re.compile(
+    r"\?\s*$|^\s*(?:how|what|when|where|why|who|which|can|could|do|does|did|is|are|will|would|should|may)\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _slot_map(spans: list[Slot]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for s in spans:
+        if s.type not in out:
+            out[s.type] = s.value
+            if s.currency and s.type == "amount":
+                out["currency"] = s.currency
+    return out
+
+
+def _intent_folder(account_id: int | str) -> Path:
+    root = os.environ.get("CAREDESK_AI_MODELS") or Path.home() / ".local" / "share" / "caredesk" / "models"
+    return Path(root) / str(account_id) / "intent"
 
 
 _sentiment: SentimentModel = LexiconSentiment()
 _spam: SpamModel = RuleSpamScorer()
 
 
+@overload
+def analyze(  # type: ignore[overload-overlap]  # a str is also a Sequence[str]; str wins
+    texts: str,
+    sentiment: SentimentModel | None = ...,
+    spam: SpamModel | None = ...,
+    region: str = ...,
+    account_id: int | str | None = ...,
+) -> Signals: ...
+
+
+@overload
 def analyze(
     texts: Sequence[str],
+    sentiment: SentimentModel | None = ...,
+    spam: SpamModel | None = ...,
+    region: str = ...,
+    account_id: int | str | None = ...,
+) -> list[Signals]: ...
+
+
+def analyze(
+    texts: str | Sequence[str],
     sentiment: SentimentModel | None = None,
     spam: SpamModel | None = None,
     region: str = "GB",
-) -> list[Signals]:
-    """Signals for each text, in order. `region` is the default country for phone numbers."""
+    account_id: int | str | None = None,
+) -> Signals | list[Signals]:
+    """Signals for each text, in order (one text in, one `Signals` out).
+
+    `region` is the default country for phone numbers. With `account_id`, and an
+    intent model trained for that account under $CAREDESK_AI_MODELS/<account>/intent,
+    the intent and out-of-scope decision are added too.
+    """
+    if isinstance(texts, str):
+        return analyze([texts], sentiment, spam, region, account_id)[0]
+    texts = list(texts)
     moods = (sentiment or _sentiment).score(texts)
     spam_scores = (spam or _spam).score(texts)
     languages = detect_languages(texts)
+    intents: list[tuple[str | None, float, bool]] = [(None, 0.0, False)] * len(texts)
+    if account_id is not None and (_intent_folder(account_id) / "meta.json").is_file():
+        from caredesk.ai.intent import load_intent_model
+
+        model = load_intent_model(_intent_folder(account_id))
+        intents = [(p.label, p.confidence, p.out_of_scope) for p in model.predict(texts)]
     out = []
-    for text, (mood, frustration), spam_score, language in zip(
-        texts, moods, spam_scores, languages, strict=True
+    for (intent, intent_conf, oos), text, (mood, frustration), spam_score, language in zip(
+        intents, texts, moods, spam_scores, languages, strict=True
     ):
         esc = decide(text, frustration)
         is_spam = spam_score >= SPAM_THRESHOLD
@@ -81,8 +156,13 @@ def analyze(
                 escalate_reason=esc.reason if esc.escalate and not is_spam else None,
                 spam=is_spam,
                 spam_score=spam_score,
-                slots=extract_slots(text, region=region),
+                slots=_slot_map(spans := extract_slots(text, region=region)),
+                spans=spans,
                 evidence=evidence,
+                question=bool(_QUESTION.search(text)),
+                intent=intent,
+                intent_confidence=intent_conf,
+                out_of_scope=oos,
             )
         )
     return out
