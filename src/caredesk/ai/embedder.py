@@ -71,7 +71,7 @@ def _build_torch_module() -> Any:
 
         def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
             b, s, _ = x.shape
-            q, k, v = self.qkv(x).view(b, s, 3, heads, hidden // heads).permute(2, 0, 3, 1, 4)
+            q, k, v = self.qkv(x).view(b, s, 3, heads, hidden // heads).permute(2, 0, 3, 1, 4).unbind(0)
             scores = q @ k.transpose(-1, -2) * (hidden // heads) ** -0.5 + bias
             ctx = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, s, hidden)
             x = self.ln1(x + self.attn_out(ctx))
