@@ -21,14 +21,15 @@ _STOCK = [
     r"(?:we|i) apologi[sz]e for (?:any|the) inconvenience",
     r"sorry for (?:any|the) inconvenience",
     r"(?:we|i) (?:apologi[sz]e|are sorry|'re sorry) for any (?:trouble|frustration|issues?)",
-    r"(?:we|i) understand (?:your|how) frustrat\w*",
+    r"(?:we|i) (?:completely |fully |totally )?understand (?:your (?:frustration|concern|disappointment)|how frustrat\w*)",
     r"(?:we|i) value (?:your business|you as a customer|your feedback)",
-    r"your (?:satisfaction|call|business) is (?:important|our (?:top )?priority)",
+    r"your (?:satisfaction|call|business|security|privacy|safety|experience) is (?:(?:very )?important(?: to us)?|our (?:top |number one |highest )?priority)",
+    r"we take (?:this|it|data protection|your \w+|these matters) (?:very )?seriously",
     r"thank you for (?:your patience|your understanding|reaching out|contacting us|bringing this to our attention|your email|your message)",
     r"thanks for (?:your patience|reaching out|contacting us|getting in touch)",
     r"(?:we )?appreciate your (?:patience|understanding)",
     r"(?:please )?(?:rest|be) assured",
-    r"(?:we are|we're|i am|i'm) (?:currently )?looking into (?:it|this|the matter)",
+    r"(?:are|am|'re|'m) (?:currently )?looking into (?:it|this|the matter|your (?:case|query|issue|concern))",
     r"(?:please )?(?:do not|don't) hesitate to (?:contact|reach out|get in touch)",
     r"is there anything else (?:i|we) can (?:help|assist) (?:you )?with",
     r"as per (?:our|company) policy",
@@ -47,7 +48,7 @@ APOLOGY = re.compile(r"\b(?:sorry|apologi[sz]e|apologies|regret)\b", re.IGNORECA
 # Something done or promised, by a person, ideally with a time.
 ACTION = re.compile(
     r"\b(?:i(?:'ve| have)|we(?:'ve| have)|i(?:'ll| will)|we(?:'ll| will)|i(?:'m| am)|i just|i've just|i can|you'll|you will|"
-    r"it will|it'll|this will)\s+(?:now\s+|just\s+|already\s+|personally\s+)?"
+    r"it will|it'll|this will|it should|they will|they'll|it's been|it has been|it was)\s+(?:now\s+|just\s+|already\s+|personally\s+)?"
     r"(?:refund\w*|issu\w*|sen[dt]\w*|resen[dt]\w*|cancel\w*|chang\w*|updat\w*|arrang\w*|book\w*|credit\w*|"
     r"reset\w*|replac\w*|ship\w*|dispatch\w*|fix\w*|add\w*|remov\w*|call\w*|email\w*|process\w*|"
     r"approv\w*|waiv\w*|reactivat\w*|unlock\w*|escalat\w*|raise\w*|rais\w*|order\w*|reorder\w*|check\w*|"
@@ -107,7 +108,7 @@ def review_reply(customer: str, reply: str) -> CoachReview:
         score += 0.3
         reasons.append("apologises without saying what you have done or will do")
     elif not acted:
-        score += 0.15
+        score += 0.25
         reasons.append("says no concrete action (what you did, or will do next)")
     if (
         acted

@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-FRUSTRATION_ESCALATES = 0.6
+FRUSTRATION_ESCALATES = 0.75  # about two strong cues; one annoyed line is for the bot to fix
 
 # Order matters: first match is the reason reported.
 _REASONS: list[tuple[str, str]] = [
     (
         "safety",
-        r"\b(?:suicid\w*|kill (?:myself|me)|end (?:my|it all)|self[- ]harm|hurt myself|overdos\w*|chest pains?|"
+        r"\b(?:suicid\w*|kill (?:myself|me)|end(?:ing)? (?:my life|it all)|self[- ]harm|hurt myself|overdos\w*|chest pains?|"
         r"can'?t breathe|cannot breathe|struggling to breathe|gas leak|smell(?:s|ing)? (?:of )?gas|carbon monoxide|"
         r"(?:caught|catching|on) fire|smok(?:e|ing) (?:is )?coming|sparks?|sparking|exploded|explod\w+|electric shock|"
         r"electrocut\w*|burn(?:ed|t)? (?:my|his|her|their|our)|choking|allergic reaction|anaphyla\w*|bleeding|injur\w*|"
@@ -30,15 +30,15 @@ _REASONS: list[tuple[str, str]] = [
         r"\b(?:passed away|has died|had died|died|death|deceased|funeral|bereave\w*|probate|executor|"
         r"late (?:husband|wife|mother|father|mum|mom|dad|son|daughter|partner|brother|sister)|"
         r"lost my (?:husband|wife|mother|father|mum|mom|dad|son|daughter|partner|brother|sister|grandmother|"
-        r"grandfather|baby)|death certificate|estate of)\b",
+        r"grandfather|baby)|death certificate|estate of|(?:father|mother|dad|mum|mom|husband|wife|partner|son|daughter)'s estate)\b",
     ),
     (
         "fraud",
         r"\b(?:fraud\w*|scam(?:med)?|stolen|hacked|hacker|unauthori[sz]ed|identity theft|phish\w*|compromised|"
-        r"(?:didn'?t|did not|never) (?:make|authori[sz]e|order|buy|purchase|place)\b[^.!?]{0,30}"
+        r"(?:didn'?t|did not|never) (?:make|made|authori[sz]ed?|order(?:ed)?|buy|bought|purchased?|placed?)\b[^.!?]{0,30}"
         r"(?:payment|purchase|transaction|charge|order|this)|"
         r"(?:don'?t|do not|doesn'?t|didn'?t) recogni[sz]e\b[^.!?]{0,30}(?:charge|payment|transaction|debit|purchase)|"
-        r"unrecogni[sz]ed (?:charge|payment|transaction|debit)|unknown (?:charge|payment|transaction|debit)|"
+        r"(?:charge|payment|transaction|debit)[^.!?]{0,40}(?:don'?t|do not|can'?t|cannot) recogni[sz]e|unrecogni[sz]ed (?:charge|payment|transaction|debit)|unknown (?:charge|payment|transaction|debit)|"
         r"someone (?:else )?(?:has )?(?:used|accessed|got into|logged into|took|is using)|"
         r"suspicious (?:activity|transaction|charge|payment|login|email|text)|not me who|wasn'?t me|"
         r"is (?:this|it|that) (?:legit|legitimate|genuine|real|a scam|from you)|claiming to be (?:from )?(?:you|your))\b",
@@ -78,11 +78,12 @@ _REASONS: list[tuple[str, str]] = [
         r"(?:is|are) (?:there|you) (?:a |an )?(?:human|bot|robot|machine|real)|(?:are you|is this) (?:a )?(?:bot|robot|"
         r"machine|automated|ai)\b|stop (?:the )?bot|not (?:a |another )?(?:bot|robot|machine)|"
         r"(?:need|want|get) (?:a |an )?(?:human|person|agent|representative|manager|supervisor|someone to call)|"
-        r"(?:call|ring|phone) me(?: back)?|callback|anyone there|someone who can actually help)\b",
+        r"(?:call|ring|phone) me(?: back)?|callback|anyone there|someone who can actually help)\b"
+        r"|^\W*(?:agent|human|representative|operator|person|real person|advisor|adviser)\W*$",
     ),
     (
         "repeated_contact",
-        r"\b(?:(?:second|third|fourth|fifth|2nd|3rd|4th|5th|\d+th|umpteenth|nth) time|"
+        r"\b(?:(?:second|third|fourth|fifth|2nd|3rd|4th|5th|\d+th|umpteenth|nth) (?:time|email|message|call|letter|chat)|"
         r"(?:several|multiple|many|countless|three|four|five|\d+) times|how many times|"
         r"(?:already|previously) (?:called|emailed|contacted|written|messaged|chatted|raised|reported|told|explained)|"
         r"(?:contacted|called|emailed|written to|messaged) (?:you )?(?:before|already|twice|again|last week|yesterday)|"

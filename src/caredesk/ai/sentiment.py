@@ -18,7 +18,19 @@ from collections.abc import Sequence
 # (pattern, weight) -- frustration cues also count as negative sentiment.
 _FRUSTRATION: list[tuple[str, float]] = [
     # repetition and being ignored
-    (r"\b(?:second|third|fourth|fifth|2nd|3rd|4th|5th|\d+th|umpteenth|nth)\s+time\b", 1.6),
+    (
+        r"\b(?:second|third|fourth|fifth|2nd|3rd|4th|5th|\d+th|umpteenth|nth)\s+(?:time|email|message|call|letter|chat)\b",
+        1.6,
+    ),
+    (
+        r"\b(?:contacted|called|emailed|written to|messaged|wrote to) (?:you )?(?:before|already|twice|again|last week|yesterday|about this)\b",
+        1.4,
+    ),
+    (r"\bwhy is it so (?:hard|difficult|complicated)\b|\b(?:nothing|still nothing) (?:has )?happened\b", 1.4),
+    (
+        r"\b(?:formal(?:ly)? complain\w*|ombudsman|small claims|solicitor|lawyer|trading standards|legal action)\b",
+        1.3,
+    ),
     (r"\b(?:several|multiple|many|countless|so many|three|four|five|six|\d+)\s+times\b", 1.4),
     (r"\bhow many (?:more )?times\b", 1.8),
     (
@@ -44,8 +56,8 @@ _FRUSTRATION: list[tuple[str, float]] = [
         1.5,
     ),
     (r"\b(?:same|generic|copy[- ]?paste[d]?|scripted|canned) (?:answer|reply|response|message)s?\b", 1.4),
-    (r"\bkeep (?:getting|being|asking|telling|saying|sending|having to)\b", 1.0),
-    (r"\bevery (?:single )?time\b", 0.7),
+    (r"\bkeep (?:getting|being|asking|telling|saying|sending|having to)\b", 1.4),
+    (r"\bevery (?:single )?time\b", 1.0),
     # anger and exasperation
     (
         r"\b(?:ridiculous|unacceptable|outrageous|absurd|disgraceful|shocking|appalling|pathetic|joke|laughable)\b",
@@ -53,7 +65,7 @@ _FRUSTRATION: list[tuple[str, float]] = [
     ),
     (r"\b(?:useless|incompetent|hopeless|clueless|worthless)\b", 1.5),
     (
-        r"\b(?:furious|livid|fuming|angry|annoyed|irritated|infuriat\w*|frustrat\w*|exasperat\w*|fed up|sick of|"
+        r"\b(?:furious|livid|fuming|angry|annoyed|annoying|irritated|infuriat\w*|frustrat\w*|exasperat\w*|fed up|sick of|"
         r"tired of|had enough|done with|lost my patience|losing my patience|at my wits'? end)\b",
         1.6,
     ),
@@ -158,8 +170,8 @@ class LexiconSentiment:
         if _SARCASM.search(text):
             positive = max(0.0, positive - 1.0)
         sentiment = math.tanh((positive - negative) / 2.0)
-        # Squash: one strong cue ~0.55, two ~0.8, three or more ~0.9+.
-        frust = 1.0 - math.exp(-frustration / 2.0)
+        # Squash: one strong cue (1.5) ~0.6, two ~0.85, three or more ~0.95.
+        frust = 1.0 - math.exp(-frustration / 1.6)
         return round(sentiment, 3), round(frust, 3)
 
     def score(self, texts: Sequence[str]) -> list[tuple[float, float]]:
