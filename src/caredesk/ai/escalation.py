@@ -18,7 +18,7 @@ _REASONS: list[tuple[str, str]] = [
     (
         "safety",
         r"\b(?:suicid\w*|kill (?:myself|me)|end(?:ing)? (?:my life|it all)|self[- ]harm|hurt myself|overdos\w*|chest pains?|"
-        r"can'?t breathe|cannot breathe|struggling to breathe|gas leak|smell(?:s|ing)? (?:of )?gas|carbon monoxide|"
+        r"can'?t breathe|cannot breathe|struggling to breathe|gas leak\w*|smell(?:s|ing)? (?:of )?gas|carbon monoxide|"
         r"(?:caught|catching|on) fire|smok(?:e|ing) (?:is )?coming|sparks?|sparking|exploded|explod\w+|electric shock|"
         r"electrocut\w*|burn(?:ed|t)? (?:my|his|her|their|our)|choking|allergic reaction|anaphyla\w*|bleeding|injur\w*|"
         r"hospitali[sz]ed|unsafe|dangerous|danger|threaten\w* (?:me|to)|abus(?:e|ive) (?:partner|relationship)|"
@@ -101,7 +101,7 @@ _EXCLUDE = {
         r"engine|headphones|kindle|watch|tv|printer)\s+(?:has\s+|had\s+|just\s+|completely\s+)?died\b",
         re.IGNORECASE,
     ),
-    "legal_or_complaint": re.compile(r"\bfood court\b|\bcourt (?:shoes|size)\b", re.IGNORECASE),
+    "legal_or_complaint": re.compile(r"\bfood court\b|\bcourt (?:shoes?|size)\b", re.IGNORECASE),
 }
 
 # A request for a person phrased as a negative is not a request ("no need to call me").

@@ -108,7 +108,8 @@ class RuleSpamScorer:
     """The embedded default `SpamModel`: no training data needed."""
 
     def score_one(self, text: str) -> float:
-        total = sum(w for rx, w in RULES if rx.search(text))
+        # A cue found twice (two advance-fee phrases, two prize words) counts twice, no more.
+        total = sum(w * min(len(rx.findall(text)), 2) for rx, w in RULES)
         money = len(re.findall(r"[£$€]\s?\d[\d,]*", text))
         total += 0.5 * min(money, 2) if total > 0 else 0.0
         letters = [c for c in text if c.isalpha()]
