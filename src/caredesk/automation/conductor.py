@@ -116,8 +116,8 @@ def _snapshot(session: Session, message_id: int, conversation_id: int) -> Snapsh
 async def conduct(ctx: JobContext, message_id: int, conversation_id: int) -> None:
     services = ctx.services
     snap = await ctx.db.read(_snapshot, message_id, conversation_id)
-    if snap is None or not snap.incoming or snap.done:
-        return
+    if snap is None or not snap.incoming or snap.done or not snap.automation_on:
+        return  # inboxes without automation are left entirely to people (and routing)
     u = from_signals(snap.signals)
     if u is None:
         u = await default_understander(services)(
@@ -244,6 +244,8 @@ def _apply(
     conv.custom_attributes = {**conv.custom_attributes, "bot": state}
     for text in replies:
         send_reply(session, bot, conv.id, text, meta={"bot": True, "decision": d.kind, "reason": d.reason})
+    if d.kind == "silent" and not new_facts:
+        return  # nothing an agent's screen needs to redraw
     record_event(
         session,
         conv.account_id,
