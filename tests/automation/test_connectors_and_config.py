@@ -197,3 +197,13 @@ def test_decision_never_asks_for_a_known_slot() -> None:
     )
     d = decide(s)
     assert d.kind == "execute" and d.slots == {"order_number": "TH-10001"}
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [("human_requested", "human_request"), ("bereavement", "sensitive"), ("fraud", "fraud")],
+)
+def test_ai_escalation_reasons_map_to_handoffs(reason: str, expected: str) -> None:
+    u = Understanding(intent=None, confidence=0.0, escalate=True, escalate_reason=reason)
+    d = decide(Situation("hello there", u, parse(DEMO), True, False, False, False, {}, {}))
+    assert d.kind == "handoff" and d.reason == expected

@@ -18,6 +18,14 @@ CLARIFY = (
     "address, refund or return an order, or reset a password. And you can ask for a person at any time."
 )
 CANCELLED = "No problem, I haven't changed anything. Is there anything else I can help with?"
+# caredesk.ai.escalation's reasons -> the conductor's handoff reasons (others are kept as they are).
+AI_REASONS = {
+    "human_requested": "human_request",
+    "safety": "sensitive",
+    "bereavement": "sensitive",
+    "vulnerability": "sensitive",
+    "financial_hardship": "sensitive",
+}
 EMAIL_ME = re.compile(r"\b(e-?mail me|reply by e-?mail|answer by e-?mail|by e-?mail)\b", re.IGNORECASE)
 
 
@@ -108,16 +116,17 @@ def decide(s: Situation) -> Decision:
     if spec is None:
         return handoff("no_automation_configured")
     esc = spec.escalation
+    ai_reason = AI_REASONS.get(u.escalate_reason, u.escalate_reason)
     if escalation.wants_person(s.text) or (
-        u.escalate and u.escalate_reason in ("human_request", "explicit", "person")
+        u.escalate and ai_reason in ("human_request", "explicit", "person")
     ):
         return handoff("human_request")
-    if escalation.is_sensitive(s.text) or u.escalate_reason == "sensitive":
+    if escalation.is_sensitive(s.text) or ai_reason == "sensitive":
         return handoff("sensitive")
     if u.frustration >= esc.frustration:
         return handoff("frustration")
     if u.escalate:
-        return handoff(u.escalate_reason or "escalation")
+        return handoff(ai_reason or "escalation")
     if s.vip and esc.vip:
         return handoff("vip")
 
