@@ -199,16 +199,22 @@ async def test_websocket_rejects_foreign_origin_and_anonymous(settings: Settings
         server.stop()
 
 
-async def test_sse_stream_resumes_from_last_event_id(client: httpx.AsyncClient, services: Services, account: AccountFixture) -> None:
-    b = await _base(services, account.id)
-    for i in range(3):
-        await post_inbound(client, account, f"sse {i}", msg_id=f"sse{i}")
-    got: list[int] = []
-    async with client.stream("GET", "/api/v1/events", headers={**account.auth, "Last-Event-ID": str(b + 2)}) as r:
-        assert r.headers["content-type"].startswith("text/event-stream")
-        async for line in r.aiter_lines():
-            if line.startswith("id: "):
-                got.append(int(line[4:]))
-            if len(got) == 2:
-                break
-    assert got == [b + 3, b + 4]
+async def test_sse_stream_resumes_from_last_event_id(settings: Settings, services: Services, account: AccountFixture) -> None:
+    # A real server: an in-process ASGI transport would wait for the end of an endless stream.
+    server = start_server(server_env(settings))
+    try:
+        b = await _base(services, account.id)
+        await _post(server.url, account, 3, "sse")
+        got: list[int] = []
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as c, c.stream(
+            "GET", "/api/v1/events", headers={**account.auth, "Last-Event-ID": str(b + 2)}
+        ) as r:
+            assert r.headers["content-type"].startswith("text/event-stream")
+            async for line in r.aiter_lines():
+                if line.startswith("id: "):
+                    got.append(int(line[4:]))
+                if len(got) == 2:
+                    break
+        assert got == [b + 3, b + 4]
+    finally:
+        server.stop()

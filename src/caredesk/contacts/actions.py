@@ -11,7 +11,7 @@ from caredesk.accounts.actors import Actor
 from caredesk.contacts.identities import normalize_identity
 from caredesk.contacts.models import Contact, ContactMerge, Identity
 from caredesk.platform.audit import audit
-from caredesk.platform.db import RetryTransaction, insert_ignoring_conflicts
+from caredesk.platform.db import SQL, RetryTransaction, raw
 from caredesk.platform.errors import Conflict, Invalid, NotFound
 from caredesk.platform.events import record_event
 from caredesk.platform.models import utcnow
@@ -38,10 +38,20 @@ def contact_json(c: Contact, identities: list[Identity] | None = None) -> dict[s
     return out
 
 
+_FIND_IDENTITY = SQL("SELECT contact_id FROM identities WHERE account_id = :a AND kind = :kind AND value = :value")
+_NEW_CONTACT = SQL(
+    "INSERT INTO contacts (account_id, name, email, phone, vip, attributes, facts, labels, created_at, updated_at) "
+    "VALUES (:a, :name, :email, :phone, :false, '{}', '{}', '[]', :now, :now) RETURNING id"
+)
+_NEW_IDENTITY = SQL(
+    "INSERT INTO identities (account_id, contact_id, kind, value, verified, created_at) VALUES (:a, :contact, :kind, :value, :verified, :now) "
+    "ON CONFLICT (account_id, kind, value) DO NOTHING RETURNING id"
+)
+
+
 def find_contact_by_identity(session: Session, account_id: int, kind: str, value: str) -> int | None:
-    return session.execute(
-        select(Identity.contact_id).where(Identity.account_id == account_id, Identity.kind == kind, Identity.value == value)
-    ).scalar()
+    row = raw(session).one(_FIND_IDENTITY, {"a": account_id, "kind": kind, "value": value})
+    return None if row is None else int(row[0])
 
 
 def resolve_identity(
@@ -61,28 +71,16 @@ def resolve_identity(
     existing = find_contact_by_identity(session, account_id, kind, value)
     if existing is not None:
         return existing, False
-    now = utcnow()
-    contact_id = session.execute(
-        Contact.__table__.insert()  # type: ignore[attr-defined]
-        .values(
-            account_id=account_id,
-            name=(name or "").strip()[:200],
-            email=value if kind == "email" else None,
-            phone=value if kind in ("phone", "whatsapp") else None,
-            attributes={},
-            facts={},
-            labels=[],
-            vip=False,
-            created_at=now,
-            updated_at=now,
-        )
-        .returning(Contact.id)
-    ).scalar_one()
-    ident = session.execute(
-        insert_ignoring_conflicts(session, Identity.__table__, "account_id", "kind", "value")  # type: ignore[arg-type]
-        .values(account_id=account_id, contact_id=contact_id, kind=kind, value=value, verified=verified, created_at=now)
-        .returning(Identity.id)
-    ).scalar()
+    r = raw(session)
+    now = r.ts(utcnow())
+    row = r.one(
+        _NEW_CONTACT,
+        {"a": account_id, "name": (name or "").strip()[:200], "email": value if kind == "email" else None,
+         "phone": value if kind in ("phone", "whatsapp") else None, "false": False, "now": now},
+    )
+    assert row is not None
+    contact_id = int(row[0])
+    ident = r.one(_NEW_IDENTITY, {"a": account_id, "contact": contact_id, "kind": kind, "value": value, "verified": verified, "now": now})
     if ident is None:
         raise RetryTransaction("identity created concurrently")
     return contact_id, True

@@ -165,30 +165,21 @@ class _SQLiteWriter:
                 return
 
     def _run_batch(self, batch: list[_Request]) -> None:
-        results: list[tuple[_Request, Any, CommitOutcome | None, BaseException | None]] = []
+        live = [req for req in batch if req.future.set_running_or_notify_cancel()]
+        if not live:
+            return
         try:
-            with Session(self.engine, expire_on_commit=False) as session:
-                for req in batch:
-                    if not req.future.set_running_or_notify_cancel():
-                        continue
-                    outcome = CommitOutcome()
-                    session.info["outcome"] = outcome
-                    try:
-                        with session.begin_nested():
-                            value = req.fn(session, *req.args, **req.kwargs)
-                            session.flush()
-                        results.append((req, value, outcome, None))
-                    except BaseException as exc:  # noqa: BLE001 - handed to the caller, not swallowed
-                        results.append((req, None, None, exc))
-                session.commit()
+            results = self._run_grouped(live)
+        except _Poisoned:
+            # A failed flush leaves SQLAlchemy's session unusable: nothing of this batch was committed,
+            # so run each request again in a transaction of its own.
+            for req in live:
+                self._run_single(req)
+            return
         except BaseException as exc:  # noqa: BLE001 - the commit failed: nobody in the batch is acknowledged
             log.exception("sqlite batch commit failed")
-            for req, _v, _o, _e in results:
-                if not req.future.done():
-                    req.future.set_exception(exc)
-            for req in batch:
-                if not req.future.done():
-                    req.future.set_exception(exc)
+            for req in live:
+                req.future.set_exception(exc)
             return
         for req, value, outcome, err in results:
             if err is not None:
@@ -196,6 +187,48 @@ class _SQLiteWriter:
             else:
                 assert outcome is not None
                 req.future.set_result((value, outcome))
+
+    def _run_grouped(self, live: list[_Request]) -> list[tuple[_Request, Any, CommitOutcome | None, BaseException | None]]:
+        results: list[tuple[_Request, Any, CommitOutcome | None, BaseException | None]] = []
+        with Session(self.engine, expire_on_commit=False) as session:
+            r = raw(session)  # starts the transaction (BEGIN IMMEDIATE)
+            for req in live:
+                outcome = CommitOutcome()
+                session.info["outcome"] = outcome
+                r.cur.execute("SAVEPOINT item")
+                try:
+                    value = req.fn(session, *req.args, **req.kwargs)
+                    session.flush()
+                    r.cur.execute("RELEASE item")
+                    results.append((req, value, outcome, None))
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller, not swallowed
+                    if not session.is_active or session.in_nested_transaction():
+                        raise _Poisoned() from exc
+                    r.cur.execute("ROLLBACK TO item")
+                    r.cur.execute("RELEASE item")
+                    results.append((req, None, None, exc))
+                finally:
+                    # Detach what this request loaded (its returned objects keep their values); the next
+                    # request reads fresh rows, never another request's possibly rolled-back state.
+                    session.expunge_all()
+            session.commit()
+        return results
+
+    def _run_single(self, req: _Request) -> None:
+        outcome = CommitOutcome()
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                session.info["outcome"] = outcome
+                with session.begin():
+                    value = req.fn(session, *req.args, **req.kwargs)
+        except BaseException as exc:  # noqa: BLE001
+            req.future.set_exception(exc)
+            return
+        req.future.set_result((value, outcome))
+
+
+class _Poisoned(Exception):
+    pass
 
 
 class Database:
@@ -282,3 +315,62 @@ def _is_race(exc: BaseException) -> bool:
         # unique_violation, serialization_failure, deadlock_detected
         return code in {"23505", "40001", "40P01"}
     return False
+
+
+class SQL:
+    """A statement written once with `:name` parameters, kept in both drivers' styles.
+
+    The hot paths (inbound messages, events, jobs) execute these directly on the DB-API cursor of the
+    session's connection, inside the session's transaction: microseconds per statement instead of the
+    tens that building and caching a SQLAlchemy expression costs.
+    """
+
+    __slots__ = ("pg", "sqlite")
+
+    def __init__(self, text: str) -> None:
+        import re
+
+        self.sqlite = text
+        self.pg = re.sub(r"(?<!:):([a-z_][a-z0-9_]*)", r"%(\1)s", text)
+
+
+class Raw:
+    """Cursor access to the session's current transaction, for `SQL` statements."""
+
+    __slots__ = ("cur", "dbapi", "pg")
+
+    def __init__(self, session: Session) -> None:
+        conn = session.connection()
+        self.pg = conn.dialect.name == "postgresql"
+        self.dbapi = conn.connection.dbapi_connection
+        self.cur = self.dbapi.cursor()  # type: ignore[union-attr]
+
+    def execute(self, sql: SQL, params: dict[str, Any]) -> Any:
+        self.cur.execute(sql.pg if self.pg else sql.sqlite, params)
+        return self.cur
+
+    def one(self, sql: SQL, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        self.cur.execute(sql.pg if self.pg else sql.sqlite, params)
+        row = self.cur.fetchone()
+        return None if row is None else tuple(row)
+
+    def ts(self, value: Any) -> Any:
+        """Timestamps as SQLAlchemy's DateTime stores them on SQLite (text); datetime objects on PostgreSQL."""
+        if self.pg or value is None:
+            return value
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    @staticmethod
+    def json(value: Any) -> str:
+        import orjson
+
+        return orjson.dumps(value).decode()
+
+
+def raw(session: Session) -> Raw:
+    """One `Raw` per session transaction (cursor creation is cheap but not free)."""
+    # Every write path opens a fresh Session per transaction, so the cached cursor is always current.
+    r: Raw | None = session.info.get("raw")
+    if r is None:
+        r = session.info["raw"] = Raw(session)
+    return r

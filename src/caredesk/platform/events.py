@@ -12,10 +12,10 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, delete, func, select, update
+from sqlalchemy import ForeignKey, Index, String, delete, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from caredesk.platform.db import insert_ignoring_conflicts, pending_outcome
+from caredesk.platform.db import SQL, insert_ignoring_conflicts, pending_outcome, raw
 from caredesk.platform.models import Base, BigId, utcnow
 
 
@@ -63,6 +63,13 @@ def open_stream(session: Session, account_id: int) -> None:
     session.execute(insert_ignoring_conflicts(session, EventStream.__table__).values(account_id=account_id, last_seq=0))  # type: ignore[arg-type]
 
 
+_NEXT_SEQ = SQL("UPDATE event_streams SET last_seq = last_seq + 1 WHERE account_id = :a RETURNING last_seq")
+_INSERT = SQL(
+    "INSERT INTO events (account_id, seq, type, conversation_id, contact_id, data, created_at) "
+    "VALUES (:a, :seq, :type, :cv, :ct, :data, :at)"
+)
+
+
 def record_event(
     session: Session,
     account_id: int,
@@ -72,23 +79,15 @@ def record_event(
     conversation_id: int | None = None,
     contact_id: int | None = None,
 ) -> Event:
-    seq = session.execute(
-        update(EventStream)
-        .where(EventStream.account_id == account_id)
-        .values(last_seq=EventStream.last_seq + 1)
-        .returning(EventStream.last_seq)
-    ).scalar_one()
+    r = raw(session)
+    row = r.one(_NEXT_SEQ, {"a": account_id})
+    if row is None:
+        raise LookupError(f"no event stream for account {account_id}")
+    seq = int(row[0])
     now = utcnow()
-    session.execute(
-        EventRow.__table__.insert().values(  # type: ignore[attr-defined]
-            account_id=account_id,
-            seq=seq,
-            type=type,
-            conversation_id=conversation_id,
-            contact_id=contact_id,
-            data=data,
-            created_at=now,
-        )
+    r.execute(
+        _INSERT,
+        {"a": account_id, "seq": seq, "type": type, "cv": conversation_id, "ct": contact_id, "data": r.json(data), "at": r.ts(now)},
     )
     ev = Event(account_id, seq, type, data, conversation_id, contact_id, now.isoformat() + "Z")
     pending_outcome(session).events.append(ev)

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text, and_, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from caredesk.platform.db import insert_ignoring_conflicts, pending_outcome
+from caredesk.platform.db import SQL, pending_outcome, raw
 from caredesk.platform.models import Base, BigId, utcnow
 
 QUEUED, RUNNING, DONE, DEAD = "queued", "running", "done", "dead"
@@ -69,6 +69,12 @@ class PermanentFailure(Exception):
     """No retry will help (a 4xx from a provider, invalid data): dead-letter at once."""
 
 
+_ENQUEUE = SQL(
+    "INSERT INTO jobs (account_id, kind, payload, idempotency_key, status, attempts, max_attempts, run_at, created_at) "
+    "VALUES (:a, :kind, :payload, :key, 'queued', 0, :max, :run_at, :now) ON CONFLICT (idempotency_key) DO NOTHING"
+)
+
+
 def enqueue(
     session: Session,
     kind: str,
@@ -80,21 +86,20 @@ def enqueue(
     max_attempts: int = 8,
 ) -> None:
     """Add a job to the current transaction. A repeated `key` is ignored (exactly one job per key)."""
-    values = {
-        "account_id": account_id,
-        "kind": kind,
-        "payload": payload,
-        "idempotency_key": key,
-        "status": QUEUED,
-        "attempts": 0,
-        "max_attempts": max_attempts,
-        "run_at": utcnow() + dt.timedelta(seconds=delay),
-        "created_at": utcnow(),
-    }
-    if key is None:
-        session.execute(Job.__table__.insert().values(**values))  # type: ignore[attr-defined]
-    else:
-        session.execute(insert_ignoring_conflicts(session, Job.__table__, "idempotency_key").values(**values))  # type: ignore[arg-type]
+    r = raw(session)
+    now = utcnow()
+    r.execute(
+        _ENQUEUE,
+        {
+            "a": account_id,
+            "kind": kind,
+            "payload": r.json(payload),
+            "key": key,
+            "max": max_attempts,
+            "run_at": r.ts(now + dt.timedelta(seconds=delay)),
+            "now": r.ts(now),
+        },
+    )
     pending_outcome(session).jobs_enqueued = True
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,7 +11,7 @@ from caredesk.accounts.actions import actor_for_token, session_actor
 from caredesk.accounts.actors import Actor
 from caredesk.platform.errors import Forbidden, Unauthorized
 from caredesk.services import Services
-from caredesk.platform.security import constant_time_equal
+from caredesk.platform.security import constant_time_equal, token_digest
 
 SESSION_COOKIE = "cd_session"
 CSRF_HEADER = "x-csrf-token"
@@ -21,18 +22,60 @@ def services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
+class CredentialCache:
+    """Token and session lookups cached for a few seconds per process: integrations post many requests a
+    second with the same token. A revoked token or ended session stops working within `ttl` seconds."""
+
+    def __init__(self, ttl: float = 5.0, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._items: dict[str, tuple[float, tuple[Actor, str | None] | None]] = {}
+
+    def get(self, key: str) -> tuple[bool, tuple[Actor, str | None] | None]:
+        hit = self._items.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return False, None
+        return True, hit[1]
+
+    def put(self, key: str, value: tuple[Actor, str | None] | None) -> None:
+        if len(self._items) >= self.max_entries:
+            self._items.clear()
+        self._items[key] = (time.monotonic() + self.ttl, value)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+def forget_credentials(svc: Services) -> None:
+    """After a logout, revocation or deactivation: this process stops trusting cached credentials now."""
+    cache = svc.extras.get("credential_cache")
+    if cache is not None:
+        cache.clear()
+
+
 async def authenticate(request: Request) -> tuple[Actor, str | None]:
     """(actor, csrf token for cookie sessions or None for bearer tokens)."""
     svc = services(request)
+    cache: CredentialCache = svc.extras.setdefault("credential_cache", CredentialCache())
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
-        actor = await svc.db.read(actor_for_token, auth[7:].strip())
-        if actor is None:
+        token = auth[7:].strip()
+        key = "t:" + token_digest(token)
+        cached, found = cache.get(key)
+        if not cached:
+            actor = await svc.db.read(actor_for_token, token)
+            found = (actor, None) if actor is not None else None
+            cache.put(key, found)
+        if found is None:
             raise Unauthorized("invalid or revoked API token")
-        return actor, None
+        return found
     raw = request.cookies.get(SESSION_COOKIE)
     if raw:
-        found = await svc.db.read(session_actor, raw)
+        key = "s:" + token_digest(raw)
+        cached, found = cache.get(key)
+        if not cached:
+            found = await svc.db.read(session_actor, raw)
+            cache.put(key, found)
         if found is not None:
             return found
     raise Unauthorized("log in or send an API token (Authorization: Bearer ...)")

@@ -14,7 +14,7 @@ from caredesk.platform import jobs
 from caredesk.platform.audit import AuditEntry
 from caredesk.platform.errors import NotFound
 from caredesk.web.api.schemas import AccountPatch, AgentIn, AgentPatch, InboxIn, InboxPatch, TeamIn, TeamPatch, TokenIn
-from caredesk.web.deps import ActorDep, ServicesDep
+from caredesk.web.deps import ActorDep, ServicesDep, forget_credentials
 
 router = APIRouter(prefix="/api/v1", tags=["account"])
 
@@ -66,7 +66,10 @@ async def get_agent(agent_id: int, actor: ActorDep, svc: ServicesDep) -> dict[st
 @router.patch("/agents/{agent_id}")
 async def patch_agent(agent_id: int, body: AgentPatch, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True)
-    return await svc.db.write(lambda s: acc.agent_json(acc.update_agent(s, actor, agent_id, changes)))
+    out = await svc.db.write(lambda s: acc.agent_json(acc.update_agent(s, actor, agent_id, changes)))
+    if "active" in changes or "role" in changes:
+        forget_credentials(svc)
+    return out
 
 
 @router.get("/teams")
@@ -156,6 +159,7 @@ async def create_token(body: TokenIn, actor: ActorDep, svc: ServicesDep) -> dict
 @router.delete("/api-tokens/{token_id}", status_code=204)
 async def revoke_token(token_id: int, actor: ActorDep, svc: ServicesDep) -> Response:
     await svc.db.write(acc.revoke_api_token, actor, token_id)
+    forget_credentials(svc)
     return Response(status_code=204)
 
 

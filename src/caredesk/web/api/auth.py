@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from caredesk.accounts import actions as acc
 from caredesk.platform.errors import CaredeskError
 from caredesk.web.api.schemas import LoginIn
-from caredesk.web.deps import SESSION_COOKIE, ActorDep, ServicesDep
+from caredesk.web.deps import SESSION_COOKIE, ActorDep, ServicesDep, forget_credentials
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -45,6 +45,7 @@ async def logout(request: Request, actor: ActorDep, svc: ServicesDep) -> Respons
     raw = request.cookies.get(SESSION_COOKIE)
     if raw:
         await svc.db.write(acc.logout, raw)
+    forget_credentials(svc)
     resp = Response(status_code=204)
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp
@@ -55,3 +56,4 @@ async def csrf(request: Request, actor: ActorDep, svc: ServicesDep) -> dict[str,
     raw = request.cookies.get(SESSION_COOKIE)
     found = await svc.db.read(acc.session_actor, raw) if raw else None
     return {"csrf_token": found[1] if found else None}
+
