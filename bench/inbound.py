@@ -129,14 +129,14 @@ def count_messages(db_url: str) -> int:
     return int(n)
 
 
-def run_caredesk(db_url: str, seconds: int, connections: int, worker: bool, tmp: Path) -> dict[str, float]:
+def run_caredesk(db_url: str, seconds: int, connections: int, worker: bool, tmp: Path, processes: int = 1) -> dict[str, float]:
     token, inbox_id = setup_account(db_url)
     before = count_messages(db_url)
     port = free_port()
     env = {**os.environ, "CAREDESK_DATABASE_URL": db_url, "CAREDESK_DATA_DIR": str(tmp), "CAREDESK_SECRET_KEY": "bench-secret-key",
            "CAREDESK_RATE_LIMIT_PER_MINUTE": "100000000", "CAREDESK_EMBEDDED_WORKER": "true" if worker else "false"}
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "caredesk.asgi:app", "--port", str(port), "--log-level", "warning",
-                             "--no-access-log", "--loop", "uvloop", "--http", "httptools"], env=env, cwd=REPO)
+                             "--no-access-log", "--loop", "uvloop", "--http", "httptools", "--workers", str(processes)], env=env, cwd=REPO)
     try:
         wait_up(f"http://127.0.0.1:{port}/healthz")
         script = LUA % {"contacts": 2000, "path": f"/api/v1/inboxes/{inbox_id}/inbound", "token": token}
@@ -203,6 +203,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--with-worker", action="store_true", help="also run the embedded job worker in the server")
+    ap.add_argument("--processes", type=int, default=1, help="uvicorn worker processes")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
@@ -210,13 +211,14 @@ def main() -> None:
         tmp = Path(d)
         url = args.postgres or f"sqlite:///{tmp / 'bench.db'}"
         bare_url = args.postgres or f"sqlite:///{tmp / 'bare.db'}"
-        full = run_caredesk(url, args.seconds, args.connections, args.with_worker, tmp)
+        full = run_caredesk(url, args.seconds, args.connections, args.with_worker, tmp, args.processes)
         bare = run_bare(bare_url, args.seconds, args.connections, tmp)
     result = {
         "database": "postgresql" if args.postgres else "sqlite",
         "connections": args.connections,
         "seconds": args.seconds,
         "embedded_worker": args.with_worker,
+        "processes": args.processes,
         "inbound": full,
         "bare_insert": bare,
         "ratio": round(full["rps"] / bare["rps"], 3) if bare["rps"] else None,

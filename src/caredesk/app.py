@@ -156,7 +156,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     from caredesk.web.api import accounts, auth, contacts, conversations, inbound
     from caredesk.web import realtime
 
-    for module in (auth, accounts, contacts, conversations, inbound, realtime):
+    # The inbound route first: it takes most of the traffic, and routes are matched in order.
+    for module in (inbound, auth, accounts, contacts, conversations, realtime):
         app.include_router(module.router)
     _include_optional(app, svc)
 

@@ -13,6 +13,7 @@ from caredesk.accounts.actors import Actor
 from caredesk.accounts.models import AVAILABILITY, CHANNELS, ROLES, Account, Agent, AgentSession, ApiToken, Inbox, Team, TeamMember
 from caredesk.platform.audit import audit
 from caredesk.platform.errors import Conflict, Invalid, NotFound, Unauthorized
+from caredesk.platform.db import SQL, raw
 from caredesk.platform.events import open_stream, record_event
 from caredesk.platform.models import utcnow
 from caredesk.platform.security import hash_password, new_token, token_digest, verify_password
@@ -259,6 +260,13 @@ def get_inbox(session: Session, account_id: int, inbox_id: int) -> Inbox:
     if inbox is None or inbox.account_id != account_id:
         raise NotFound("inbox not found")
     return inbox
+
+
+_INBOX_EXISTS = SQL("SELECT 1 FROM inboxes WHERE id = :id AND account_id = :a")
+
+
+def inbox_exists(session: Session, account_id: int, inbox_id: int) -> bool:
+    return raw(session).one(_INBOX_EXISTS, {"id": inbox_id, "a": account_id}) is not None
 
 
 def inbox_by_public_token(session: Session, token: str) -> Inbox | None:

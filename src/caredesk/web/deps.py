@@ -22,6 +22,11 @@ def services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
+async def _services_dep(request: Request) -> Services:
+    # async on purpose: FastAPI runs a plain `def` dependency in the thread pool, a hop per request.
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
 class CredentialCache:
     """Token and session lookups cached for a few seconds per process: integrations post many requests a
     second with the same token. A revoked token or ended session stops working within `ttl` seconds."""
@@ -98,4 +103,4 @@ async def current_actor(request: Request) -> Actor:
 
 
 ActorDep = Annotated[Actor, Depends(current_actor)]
-ServicesDep = Annotated[Services, Depends(services)]
+ServicesDep = Annotated[Services, Depends(_services_dep)]

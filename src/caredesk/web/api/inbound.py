@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Response
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from caredesk.accounts.actions import get_inbox
+from caredesk.accounts.actions import inbox_exists
+from caredesk.platform.errors import NotFound
 from caredesk.contacts.identities import normalize_identity
 from caredesk.conversations.inbound import Inbound, receive_inbound
 from caredesk.web.api.schemas import InboundIn
@@ -19,12 +22,21 @@ from caredesk.web.deps import ActorDep, ServicesDep
 router = APIRouter(prefix="/api/v1/inboxes", tags=["inbound"])
 
 
-@router.post("/{inbox_id}/inbound", status_code=201)
-async def inbound(inbox_id: int, body: InboundIn, actor: ActorDep, svc: ServicesDep, response: Response) -> dict[str, Any]:
+class InboundOut(BaseModel):
+    message_id: int
+    conversation_id: int
+    contact_id: int
+    duplicate: bool
+
+
+@router.post("/{inbox_id}/inbound", status_code=201, response_model=InboundOut,
+             responses={200: {"model": InboundOut, "description": "already received (same id): stored once"}})
+async def inbound(inbox_id: int, body: InboundIn, actor: ActorDep, svc: ServicesDep) -> Response:
     value = normalize_identity(body.sender.kind, body.sender.value)
 
     def w(s: Session) -> dict[str, Any]:
-        get_inbox(s, actor.account_id, inbox_id)
+        if not inbox_exists(s, actor.account_id, inbox_id):
+            raise NotFound("inbox not found")
         r = receive_inbound(
             s,
             Inbound(
@@ -42,6 +54,4 @@ async def inbound(inbox_id: int, body: InboundIn, actor: ActorDep, svc: Services
         return {"message_id": r.message_id, "conversation_id": r.conversation_id, "contact_id": r.contact_id, "duplicate": r.duplicate}
 
     result = await svc.db.write(w)
-    if result["duplicate"]:
-        response.status_code = 200
-    return result
+    return Response(orjson.dumps(result), status_code=200 if result["duplicate"] else 201, media_type="application/json")
