@@ -169,7 +169,7 @@ async def bench_webhooks(
             queue = iter(reqs)
             bad: list[int] = []
 
-            async def worker() -> None:
+            async def worker(queue=queue, path=path, bad=bad) -> None:  # type: ignore[no-untyped-def]
                 for body, headers in queue:
                     r = await client.post(path, content=body, headers=headers)
                     if r.status_code >= 300:

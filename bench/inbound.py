@@ -78,7 +78,9 @@ def wrk(url: str, script: str, seconds: int, connections: int, threads: int = 1)
         f.write(script)
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", f.name, url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     os.unlink(f.name)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -92,8 +94,13 @@ def wrk(url: str, script: str, seconds: int, connections: int, threads: int = 1)
 
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
-    return {"rps": rps, "p50_ms": pct("50"), "p99_ms": pct("99"), "non_2xx": float(non2xx.group(1)) if non2xx else 0.0,
-            "socket_errors": errors.group(1) if errors else "none"}  # type: ignore[dict-item]
+    return {
+        "rps": rps,
+        "p50_ms": pct("50"),
+        "p99_ms": pct("99"),
+        "non_2xx": float(non2xx.group(1)) if non2xx else 0.0,
+        "socket_errors": errors.group(1) if errors else "none",
+    }  # type: ignore[dict-item]
 
 
 def setup_account(db_url: str) -> tuple[str, int]:
@@ -129,14 +136,41 @@ def count_messages(db_url: str) -> int:
     return int(n)
 
 
-def run_caredesk(db_url: str, seconds: int, connections: int, worker: bool, tmp: Path, processes: int = 1) -> dict[str, float]:
+def run_caredesk(
+    db_url: str, seconds: int, connections: int, worker: bool, tmp: Path, processes: int = 1
+) -> dict[str, float]:
     token, inbox_id = setup_account(db_url)
     before = count_messages(db_url)
     port = free_port()
-    env = {**os.environ, "CAREDESK_DATABASE_URL": db_url, "CAREDESK_DATA_DIR": str(tmp), "CAREDESK_SECRET_KEY": "bench-secret-key",
-           "CAREDESK_RATE_LIMIT_PER_MINUTE": "100000000", "CAREDESK_EMBEDDED_WORKER": "true" if worker else "false"}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "caredesk.asgi:app", "--port", str(port), "--log-level", "warning",
-                             "--no-access-log", "--loop", "uvloop", "--http", "httptools", "--workers", str(processes)], env=env, cwd=REPO)
+    env = {
+        **os.environ,
+        "CAREDESK_DATABASE_URL": db_url,
+        "CAREDESK_DATA_DIR": str(tmp),
+        "CAREDESK_SECRET_KEY": "bench-secret-key",
+        "CAREDESK_RATE_LIMIT_PER_MINUTE": "100000000",
+        "CAREDESK_EMBEDDED_WORKER": "true" if worker else "false",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "caredesk.asgi:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--workers",
+            str(processes),
+        ],
+        env=env,
+        cwd=REPO,
+    )
     try:
         wait_up(f"http://127.0.0.1:{port}/healthz")
         script = LUA % {"contacts": 2000, "path": f"/api/v1/inboxes/{inbox_id}/inbound", "token": token}
@@ -149,7 +183,7 @@ def run_caredesk(db_url: str, seconds: int, connections: int, worker: bool, tmp:
     return res
 
 
-BARE_APP = r'''
+BARE_APP = r"""
 import os, sqlite3, json
 DB = os.environ["BARE_DB"]
 if DB.startswith("postgresql"):
@@ -178,7 +212,7 @@ async def app(scope, receive, send):
         conn.execute("BEGIN"); conn.execute(SQL, (body.decode(),)); conn.execute("COMMIT")
     await send({"type": "http.response.start", "status": 201, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": b'{"ok":true}'})
-'''
+"""
 
 
 def run_bare(db_url: str, seconds: int, connections: int, tmp: Path) -> dict[str, float]:
@@ -186,8 +220,25 @@ def run_bare(db_url: str, seconds: int, connections: int, tmp: Path) -> dict[str
     app_file.write_text(BARE_APP)
     port = free_port()
     env = {**os.environ, "BARE_DB": db_url, "PYTHONPATH": str(tmp)}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port), "--log-level", "warning",
-                             "--no-access-log", "--loop", "uvloop", "--http", "httptools"], env=env, cwd=tmp)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bare_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+        ],
+        env=env,
+        cwd=tmp,
+    )
     try:
         wait_up(f"http://127.0.0.1:{port}/")
         wrk(f"http://127.0.0.1:{port}", BARE_LUA, 2, connections)
@@ -202,7 +253,9 @@ def main() -> None:
     ap.add_argument("--postgres", help="PostgreSQL URL (postgresql+psycopg://...) instead of SQLite")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=32)
-    ap.add_argument("--with-worker", action="store_true", help="also run the embedded job worker in the server")
+    ap.add_argument(
+        "--with-worker", action="store_true", help="also run the embedded job worker in the server"
+    )
     ap.add_argument("--processes", type=int, default=1, help="uvicorn worker processes")
     args = ap.parse_args()
     if not shutil.which("wrk"):

@@ -29,7 +29,9 @@ from caredesk.settings import Settings
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("CAREDESK_SHARED_DATA", REPO.parent / "shared" / "data"))
 BACKEND = os.environ.get("CAREDESK_TEST_DB", "sqlite")
-PG_ADMIN_URL = os.environ.get("CAREDESK_TEST_PG_URL", "")  # e.g. postgresql+psycopg://postgres@127.0.0.1:PORT/postgres
+PG_ADMIN_URL = os.environ.get(
+    "CAREDESK_TEST_PG_URL", ""
+)  # e.g. postgresql+psycopg://postgres@127.0.0.1:PORT/postgres
 
 
 def free_port() -> int:
@@ -133,7 +135,9 @@ class AccountFixture:
         return {"authorization": f"Bearer {self.token}"}
 
 
-def make_account(db: Database, slug: str, *, inboxes: tuple[str, ...] = ("api", "webchat", "email")) -> AccountFixture:
+def make_account(
+    db: Database, slug: str, *, inboxes: tuple[str, ...] = ("api", "webchat", "email")
+) -> AccountFixture:
     from caredesk.accounts.actions import create_inbox
 
     password = "correct horse battery"
@@ -141,7 +145,9 @@ def make_account(db: Database, slug: str, *, inboxes: tuple[str, ...] = ("api", 
     def w(s: Any) -> AccountFixture:
         acc = create_account(s, f"Shop {slug}", slug)
         sys_actor = system_actor(acc.id)
-        admin = create_agent(s, sys_actor, email=f"admin@{slug}.test", name=f"Admin {slug}", role="admin", password=password)
+        admin = create_agent(
+            s, sys_actor, email=f"admin@{slug}.test", name=f"Admin {slug}", role="admin", password=password
+        )
         _tok, raw = create_api_token(s, sys_actor, "tests")
         ids = {ch: create_inbox(s, sys_actor, name=f"{ch} inbox", channel=ch).id for ch in inboxes}
         actor = Actor(account_id=acc.id, kind="agent", id=admin.id, role="admin", name=admin.name)
@@ -167,8 +173,16 @@ async def login(client: httpx.AsyncClient, email: str, password: str) -> str:
     return str(r.json()["csrf_token"])
 
 
-async def post_inbound(client: httpx.AsyncClient, acc: AccountFixture, text: str, *, msg_id: str | None = None,
-                       sender: str = "customer@example.com", kind: str = "email", channel: str = "api") -> httpx.Response:
+async def post_inbound(
+    client: httpx.AsyncClient,
+    acc: AccountFixture,
+    text: str,
+    *,
+    msg_id: str | None = None,
+    sender: str = "customer@example.com",
+    kind: str = "email",
+    channel: str = "api",
+) -> httpx.Response:
     body: dict[str, Any] = {"from": {"kind": kind, "value": sender}, "text": text}
     if msg_id is not None:
         body["id"] = msg_id
@@ -197,8 +211,20 @@ def start_server(env_overrides: dict[str, str], port: int | None = None, timeout
     port = port or free_port()
     env = {**os.environ, **env_overrides}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "caredesk.asgi:app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env=env, cwd=str(REPO),
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "caredesk.asgi:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=str(REPO),
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout

@@ -50,7 +50,12 @@ def build_pipeline() -> Pipeline:
 def _pipeline_hooks() -> list[Any]:
     hooks: list[Any] = []
     # Each domain exposes `install(pipeline)`; a domain that is not built yet is simply absent.
-    for module in ("caredesk.ai.jobs", "caredesk.automation.jobs", "caredesk.routing.jobs", "caredesk.care.jobs"):
+    for module in (
+        "caredesk.ai.jobs",
+        "caredesk.automation.jobs",
+        "caredesk.routing.jobs",
+        "caredesk.care.jobs",
+    ):
         try:
             mod = __import__(module, fromlist=["install"])
         except ModuleNotFoundError as exc:
@@ -74,7 +79,13 @@ def build_services(settings: Settings, *, embedded_worker: bool | None = None) -
     db.after_commit.append(hub.on_commit)
     run_worker = settings.embedded_worker if embedded_worker is None else embedded_worker
     if run_worker:
-        svc.worker = Worker(db, registry, svc, lease_seconds=settings.job_lease_seconds, poll_seconds=settings.job_poll_seconds)
+        svc.worker = Worker(
+            db,
+            registry,
+            svc,
+            lease_seconds=settings.job_lease_seconds,
+            poll_seconds=settings.job_poll_seconds,
+        )
         db.after_commit.append(svc.worker.on_commit)
     _install_channels(svc)
     return svc
@@ -130,9 +141,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         upgrade(svc.db)
         await svc.bus.start()
         task = asyncio.create_task(svc.worker.run()) if svc.worker else None
+        smtp = await _start_smtp(svc)
         try:
             yield
         finally:
+            if smtp is not None:
+                smtp.close()
             if svc.worker:
                 svc.worker.stop()
             if task:
@@ -153,8 +167,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = svc
     problems.install(app)
 
-    from caredesk.web.api import accounts, auth, contacts, conversations, inbound
     from caredesk.web import realtime
+    from caredesk.web.api import accounts, auth, contacts, conversations, inbound
 
     # The inbound route first: it takes most of the traffic, and routes are matched in order.
     for module in (inbound, auth, accounts, contacts, conversations, realtime):
@@ -166,15 +180,38 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         return JSONResponse({"status": "ok", "database": svc.db.dialect, "bus": type(svc.bus).__name__})
 
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(RateLimitMiddleware, limiter=RateLimiter(settings.rate_limit_per_minute), exempt_prefixes=("/healthz", "/static"))
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, upload_max_bytes=settings.max_upload_bytes,
-                       upload_prefixes=("/api/v1/uploads", "/widget/api/uploads"))
+    app.add_middleware(
+        RateLimitMiddleware,
+        limiter=RateLimiter(settings.rate_limit_per_minute),
+        exempt_prefixes=("/healthz", "/static"),
+    )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        upload_max_bytes=settings.max_upload_bytes,
+        upload_prefixes=("/api/v1/uploads", "/widget/api/uploads"),
+    )
     return app
+
+
+async def _start_smtp(svc: Services) -> Any:
+    """The built-in SMTP server for inbound email, when CAREDESK_SMTP_PORT is set."""
+    try:
+        from caredesk.channels.email.server import start_configured
+    except ImportError:
+        return None
+    return await start_configured(svc)
 
 
 def _include_optional(app: FastAPI, svc: Services) -> None:
     """Routers of parts that plug in (channels' webhooks, the widget, the agent workspace)."""
-    for module in ("caredesk.channels.routes", "caredesk.web.widget", "caredesk.ui.routes", "caredesk.web.api.knowledge", "caredesk.web.api.automation"):
+    for module in (
+        "caredesk.channels.routes",
+        "caredesk.web.widget",
+        "caredesk.ui.routes",
+        "caredesk.web.api.knowledge",
+        "caredesk.web.api.automation",
+    ):
         try:
             mod = __import__(module, fromlist=["router"])
         except ModuleNotFoundError as exc:

@@ -11,9 +11,12 @@ from typing import Annotated
 
 import typer
 
+from caredesk.platform.db import Database
 from caredesk.settings import get_settings
 
-app = typer.Typer(help="Caredesk: the open-source customer-care platform.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Caredesk: the open-source customer-care platform.", no_args_is_help=True, add_completion=False
+)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -21,9 +24,8 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _db():  # type: ignore[no-untyped-def]
+def _db() -> Database:
     from caredesk.migrate import upgrade
-    from caredesk.platform.db import Database
 
     db = Database(get_settings().database_url)
     upgrade(db)
@@ -60,7 +62,9 @@ def createadmin(
     db = _db()
 
     def w(s):  # type: ignore[no-untyped-def]
-        acc = s.execute(select(Account).where(Account.slug == slug)).scalar_one_or_none() or create_account(s, account, slug)
+        acc = s.execute(select(Account).where(Account.slug == slug)).scalar_one_or_none() or create_account(
+            s, account, slug
+        )
         agent = create_agent(s, system_actor(acc.id), email=email, name=name, role="admin", password=pw)
         return acc.id, agent.id
 
@@ -89,7 +93,9 @@ def demo(
     if info.get("existing"):
         typer.echo("demo business already present")
     else:
-        typer.echo(f"demo business created: {info['conversations']} conversations, {info['contacts']} contacts")
+        typer.echo(
+            f"demo business created: {info['conversations']} conversations, {info['contacts']} contacts"
+        )
     typer.echo(f"log in as {info['admin_email']} / {DEMO_PASSWORD}")
 
 
@@ -109,11 +115,15 @@ def serve(
         from caredesk.demo.seed import DEMO_PASSWORD, seed_demo
 
         info = seed_demo(db)
-        typer.echo(f"\n  Caredesk demo: open http://{host}:{port}/  and log in as {info['admin_email']} / {DEMO_PASSWORD}")
+        typer.echo(
+            f"\n  Caredesk demo: open http://{host}:{port}/  and log in as {info['admin_email']} / {DEMO_PASSWORD}"
+        )
         typer.echo(f"  Customer side: http://{host}:{port}/demo   API docs: http://{host}:{port}/api/docs\n")
     db.close()
     logging.basicConfig(level=log_level.upper())
-    uvicorn.run("caredesk.asgi:app", host=host, port=port, workers=workers, log_level=log_level, proxy_headers=False)
+    uvicorn.run(
+        "caredesk.asgi:app", host=host, port=port, workers=workers, log_level=log_level, proxy_headers=False
+    )
 
 
 @app.command()
@@ -130,8 +140,14 @@ def worker(
     settings = get_settings()
     svc = build_services(settings, embedded_worker=False)
     upgrade(svc.db)
-    w = Worker(svc.db, svc.registry, svc, concurrency=concurrency, lease_seconds=settings.job_lease_seconds,
-               poll_seconds=settings.job_poll_seconds)
+    w = Worker(
+        svc.db,
+        svc.registry,
+        svc,
+        concurrency=concurrency,
+        lease_seconds=settings.job_lease_seconds,
+        poll_seconds=settings.job_poll_seconds,
+    )
     svc.worker = w
 
     async def run() -> None:

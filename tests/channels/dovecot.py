@@ -78,7 +78,7 @@ def available() -> bool:
 
 def start() -> Dovecot:
     root = Path(tempfile.mkdtemp(prefix="cd-dovecot-", dir="/tmp"))
-    os.chmod(root, 0o755)
+    os.chmod(root, 0o755)  # noqa: S103 - dovecot (not root) must traverse the test mailbox dir
     port = free_port()
     d = Dovecot(root, port)
     for sub in ("run", "state", "mail"):

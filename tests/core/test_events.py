@@ -30,13 +30,17 @@ async def _base(services: Services, account_id: int) -> int:
     return (await services.db.read(stream_bounds, account_id))[1]
 
 
-async def _collect(services: Services, account_id: int, last_id: int | None, until: int, timeout: float = 10) -> list[dict[str, Any]]:
+async def _collect(
+    services: Services, account_id: int, last_id: int | None, until: int, timeout: float = 10
+) -> list[dict[str, Any]]:
     frames: list[dict[str, Any]] = []
     done = asyncio.Event()
 
     async def send(frame: dict[str, Any]) -> None:
         frames.append(frame)
-        if frame.get("id") == until or (frame.get("type") in ("hello", "resync") and frame.get("last_id") == until):
+        if frame.get("id") == until or (
+            frame.get("type") in ("hello", "resync") and frame.get("last_id") == until
+        ):
             done.set()
 
     task = asyncio.create_task(pump(services.db, services.hub, account_id, last_id, send, heartbeat=60))
@@ -50,7 +54,9 @@ async def _collect(services: Services, account_id: int, last_id: int | None, unt
 
 
 @pytest.mark.postgres
-async def test_resume_after_disconnect_no_gap_no_duplicate(client: httpx.AsyncClient, services: Services, account: AccountFixture) -> None:
+async def test_resume_after_disconnect_no_gap_no_duplicate(
+    client: httpx.AsyncClient, services: Services, account: AccountFixture
+) -> None:
     b = await _base(services, account.id)
     for i in range(3):
         await post_inbound(client, account, f"first batch {i}", msg_id=f"a{i}")
@@ -64,10 +70,14 @@ async def test_resume_after_disconnect_no_gap_no_duplicate(client: httpx.AsyncCl
     frames = await _collect(services, account.id, last, until=last + 5)
     ids = [f["id"] for f in frames if "id" in f]
     assert ids == list(range(last + 1, last + 6))
-    assert [f["data"]["content"] for f in frames if f.get("type") == "message.created"] == [f"while away {i}" for i in range(5)]
+    assert [f["data"]["content"] for f in frames if f.get("type") == "message.created"] == [
+        f"while away {i}" for i in range(5)
+    ]
 
 
-async def test_live_events_arrive_once_in_order_while_backlog_is_read(client: httpx.AsyncClient, services: Services, account: AccountFixture) -> None:
+async def test_live_events_arrive_once_in_order_while_backlog_is_read(
+    client: httpx.AsyncClient, services: Services, account: AccountFixture
+) -> None:
     frames: list[dict[str, Any]] = []
 
     async def send(frame: dict[str, Any]) -> None:
@@ -86,7 +96,9 @@ async def test_live_events_arrive_once_in_order_while_backlog_is_read(client: ht
     assert ids == list(range(1, b + 22))
 
 
-async def test_resync_past_retention(client: httpx.AsyncClient, services: Services, account: AccountFixture) -> None:
+async def test_resync_past_retention(
+    client: httpx.AsyncClient, services: Services, account: AccountFixture
+) -> None:
     for i in range(6):
         await post_inbound(client, account, f"x{i}", msg_id=f"x{i}")
     last = await _base(services, account.id)
@@ -96,7 +108,9 @@ async def test_resync_past_retention(client: httpx.AsyncClient, services: Servic
     assert not [f for f in frames if "id" in f]
 
 
-async def test_other_account_events_never_reach_a_stream(client: httpx.AsyncClient, services: Services, account: AccountFixture, other_account: AccountFixture) -> None:
+async def test_other_account_events_never_reach_a_stream(
+    client: httpx.AsyncClient, services: Services, account: AccountFixture, other_account: AccountFixture
+) -> None:
     await post_inbound(client, other_account, "secret of bravo", msg_id="s1")
     await post_inbound(client, account, "alpha's message", msg_id="s2")
     frames = await _collect(services, account.id, 0, until=await _base(services, account.id))
@@ -116,17 +130,23 @@ def redis_url(tmp_path: Any) -> Iterator[str]:
     binary = shutil.which("redis-server")
     assert binary, "redis-server is needed (make test installs it)"
     port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
     time.sleep(0.3)
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait()
 
 
-async def _ws_read(url: str, token: str, last_id: int | None, count: int, timeout: float = 20) -> list[dict[str, Any]]:
+async def _ws_read(
+    url: str, token: str, last_id: int | None, count: int, timeout: float = 20
+) -> list[dict[str, Any]]:
     q = f"?access_token={token}" + (f"&last_event_id={last_id}" if last_id is not None else "")
     frames: list[dict[str, Any]] = []
     async with websockets.connect(url.replace("http", "ws") + "/api/v1/realtime" + q) as ws:
+
         async def read() -> None:
             while len([f for f in frames if "id" in f]) < count:
                 frames.append(json.loads(await ws.recv()))
@@ -138,13 +158,22 @@ async def _ws_read(url: str, token: str, last_id: int | None, count: int, timeou
 async def _post(url: str, acc: AccountFixture, n: int, prefix: str) -> None:
     async with httpx.AsyncClient(base_url=url, timeout=10) as c:
         for i in range(n):
-            r = await c.post(f"/api/v1/inboxes/{acc.inbox_ids['api']}/inbound", headers=acc.auth,
-                             json={"id": f"{prefix}{i}", "from": {"kind": "email", "value": "c@example.com"}, "text": f"{prefix} {i}"})
+            r = await c.post(
+                f"/api/v1/inboxes/{acc.inbox_ids['api']}/inbound",
+                headers=acc.auth,
+                json={
+                    "id": f"{prefix}{i}",
+                    "from": {"kind": "email", "value": "c@example.com"},
+                    "text": f"{prefix} {i}",
+                },
+            )
             assert r.status_code in (200, 201), r.text
 
 
 @pytest.mark.postgres
-async def test_websocket_resume_across_server_restart(settings: Settings, services: Services, account: AccountFixture) -> None:
+async def test_websocket_resume_across_server_restart(
+    settings: Settings, services: Services, account: AccountFixture
+) -> None:
     b = await _base(services, account.id)
     server = start_server(server_env(settings))
     try:
@@ -163,7 +192,9 @@ async def test_websocket_resume_across_server_restart(settings: Settings, servic
 
 
 @pytest.mark.postgres
-async def test_two_processes_share_events_through_redis(settings: Settings, services: Services, account: AccountFixture, redis_url: str) -> None:
+async def test_two_processes_share_events_through_redis(
+    settings: Settings, services: Services, account: AccountFixture, redis_url: str
+) -> None:
     env = {**server_env(settings), "CAREDESK_REDIS_URL": redis_url}
     a = start_server(env)
     b = start_server(env)
@@ -182,7 +213,9 @@ async def test_two_processes_share_events_through_redis(settings: Settings, serv
         b.stop()
 
 
-async def test_websocket_rejects_foreign_origin_and_anonymous(settings: Settings, services: Services, account: AccountFixture) -> None:
+async def test_websocket_rejects_foreign_origin_and_anonymous(
+    settings: Settings, services: Services, account: AccountFixture
+) -> None:
     server = start_server(server_env(settings))
     try:
         ws_url = server.url.replace("http", "ws") + "/api/v1/realtime"
@@ -193,22 +226,27 @@ async def test_websocket_rejects_foreign_origin_and_anonymous(settings: Settings
             async with websockets.connect(ws_url + "?access_token=cd_wrong") as ws:
                 await ws.recv()
         with pytest.raises((ConnectionClosed, InvalidStatus)):
-            async with websockets.connect(ws_url, additional_headers={"Origin": "https://evil.example"}) as ws:
+            async with websockets.connect(
+                ws_url, additional_headers={"Origin": "https://evil.example"}
+            ) as ws:
                 await ws.recv()
     finally:
         server.stop()
 
 
-async def test_sse_stream_resumes_from_last_event_id(settings: Settings, services: Services, account: AccountFixture) -> None:
+async def test_sse_stream_resumes_from_last_event_id(
+    settings: Settings, services: Services, account: AccountFixture
+) -> None:
     # A real server: an in-process ASGI transport would wait for the end of an endless stream.
     server = start_server(server_env(settings))
     try:
         b = await _base(services, account.id)
         await _post(server.url, account, 3, "sse")
         got: list[int] = []
-        async with httpx.AsyncClient(base_url=server.url, timeout=10) as c, c.stream(
-            "GET", "/api/v1/events", headers={**account.auth, "Last-Event-ID": str(b + 2)}
-        ) as r:
+        async with (
+            httpx.AsyncClient(base_url=server.url, timeout=10) as c,
+            c.stream("GET", "/api/v1/events", headers={**account.auth, "Last-Event-ID": str(b + 2)}) as r,
+        ):
             assert r.headers["content-type"].startswith("text/event-stream")
             async for line in r.aiter_lines():
                 if line.startswith("id: "):

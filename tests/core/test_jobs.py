@@ -36,14 +36,18 @@ async def test_enqueue_is_part_of_the_transaction(services: Services, account: A
 
     with pytest.raises(RuntimeError):
         await services.db.write(w)
-    count = await services.db.read(lambda s: len(list(s.execute(select(jobs.Job).where(jobs.Job.kind == "t.noop")).scalars())))
+    count = await services.db.read(
+        lambda s: len(list(s.execute(select(jobs.Job).where(jobs.Job.kind == "t.noop")).scalars()))
+    )
     assert count == 0
 
 
 async def test_idempotency_key_gives_one_job(services: Services, account: AccountFixture) -> None:
     for _ in range(3):
         await services.db.write(lambda s: jobs.enqueue(s, "t.noop", {}, account_id=account.id, key="same"))
-    rows = await services.db.read(lambda s: list(s.execute(select(jobs.Job.id).where(jobs.Job.idempotency_key == "same")).scalars()))
+    rows = await services.db.read(
+        lambda s: list(s.execute(select(jobs.Job.id).where(jobs.Job.idempotency_key == "same")).scalars())
+    )
     assert len(rows) == 1
 
 
@@ -57,9 +61,13 @@ async def test_retry_backoff_retry_after_and_dead_letter(services: Services, acc
 
     registry.add("t.flaky", flaky)
     worker = Worker(services.db, registry, None, lease_seconds=30)
-    await services.db.write(lambda s: jobs.enqueue(s, "t.flaky", {}, account_id=account.id, key="f", max_attempts=2))
+    await services.db.write(
+        lambda s: jobs.enqueue(s, "t.flaky", {}, account_id=account.id, key="f", max_attempts=2)
+    )
     assert await worker.run_until_idle() == 1
-    job = await services.db.read(lambda s: s.execute(select(jobs.Job).where(jobs.Job.idempotency_key == "f")).scalar_one())
+    job = await services.db.read(
+        lambda s: s.execute(select(jobs.Job).where(jobs.Job.idempotency_key == "f")).scalar_one()
+    )
     assert job.status == jobs.QUEUED and job.attempts == 1
     # Retry-After of 120 s is honoured: not claimable now.
     assert job.run_at >= utcnow() + dt.timedelta(seconds=100)
@@ -132,7 +140,9 @@ WORKER_SCRIPT = textwrap.dedent(
 )
 
 
-async def test_worker_killed_between_claim_and_completion(services: Services, account: AccountFixture, tmp_path: Path) -> None:
+async def test_worker_killed_between_claim_and_completion(
+    services: Services, account: AccountFixture, tmp_path: Path
+) -> None:
     await services.db.write(lambda s: jobs.enqueue(s, "t.work", {}, account_id=account.id, key="kill-me"))
     marks = tmp_path / "marks.txt"
     script = tmp_path / "w.py"
@@ -146,7 +156,9 @@ async def test_worker_killed_between_claim_and_completion(services: Services, ac
     assert marks.exists(), "worker never started the job"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    job = await services.db.read(lambda s: s.execute(select(jobs.Job).where(jobs.Job.idempotency_key == "kill-me")).scalar_one())
+    job = await services.db.read(
+        lambda s: s.execute(select(jobs.Job).where(jobs.Job.idempotency_key == "kill-me")).scalar_one()
+    )
     assert job.status == jobs.RUNNING  # the dead worker still "holds" it
     # A second worker picks it up once the 2 s lease has expired, and completes it once.
     time.sleep(2.2)
@@ -158,7 +170,9 @@ async def test_worker_killed_between_claim_and_completion(services: Services, ac
     job = await services.db.read(_job, job.id)
     assert job.status == jobs.DONE and job.attempts == 2
     # Nothing left to do: running the worker again changes nothing.
-    subprocess.run([sys.executable, str(script), url, str(marks), "30", "finish"], env=env, timeout=60, check=True)
+    subprocess.run(
+        [sys.executable, str(script), url, str(marks), "30", "finish"], env=env, timeout=60, check=True
+    )
     assert marks.read_text().split().count("done") == 1
 
 

@@ -14,7 +14,11 @@ async def test_inbound_reply_and_dedupe(client: httpx.AsyncClient, account: Acco
     assert r2.json()["message_id"] == r1.json()["message_id"]
     conv_id = r1.json()["conversation_id"]
     csrf = await login(client, account.admin_email, account.password)
-    r = await client.post(f"/api/v1/conversations/{conv_id}/messages", json={"content": "It ships today."}, headers={"x-csrf-token": csrf})
+    r = await client.post(
+        f"/api/v1/conversations/{conv_id}/messages",
+        json={"content": "It ships today."},
+        headers={"x-csrf-token": csrf},
+    )
     assert r.status_code == 201, r.text
     msgs = (await client.get(f"/api/v1/conversations/{conv_id}/messages")).json()["items"]
     assert [m["type"] for m in msgs] == ["incoming", "outgoing"]

@@ -10,10 +10,21 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from caredesk.accounts.actors import Actor
-from caredesk.accounts.models import AVAILABILITY, CHANNELS, ROLES, Account, Agent, AgentSession, ApiToken, Inbox, Team, TeamMember
+from caredesk.accounts.models import (
+    AVAILABILITY,
+    CHANNELS,
+    ROLES,
+    Account,
+    Agent,
+    AgentSession,
+    ApiToken,
+    Inbox,
+    Team,
+    TeamMember,
+)
 from caredesk.platform.audit import audit
-from caredesk.platform.errors import Conflict, Invalid, NotFound, Unauthorized
 from caredesk.platform.db import SQL, raw
+from caredesk.platform.errors import Conflict, Invalid, NotFound, Unauthorized
 from caredesk.platform.events import open_stream, record_event
 from caredesk.platform.models import utcnow
 from caredesk.platform.security import hash_password, new_token, token_digest, verify_password
@@ -38,7 +49,11 @@ def agent_json(a: Agent) -> dict[str, Any]:
 
 
 def inbox_json(i: Inbox, *, with_secrets: bool = False) -> dict[str, Any]:
-    config = i.config if with_secrets else {k: v for k, v in i.config.items() if "secret" not in k and "token" not in k}
+    config = (
+        i.config
+        if with_secrets
+        else {k: v for k, v in i.config.items() if "secret" not in k and "token" not in k}
+    )
     return {
         "id": i.id,
         "name": i.name,
@@ -51,7 +66,13 @@ def inbox_json(i: Inbox, *, with_secrets: bool = False) -> dict[str, Any]:
 
 
 def team_json(t: Team, member_ids: list[int]) -> dict[str, Any]:
-    return {"id": t.id, "name": t.name, "description": t.description, "skills": t.skills, "agent_ids": member_ids}
+    return {
+        "id": t.id,
+        "name": t.name,
+        "description": t.description,
+        "skills": t.skills,
+        "agent_ids": member_ids,
+    }
 
 
 def create_account(session: Session, name: str, slug: str, settings: dict[str, Any] | None = None) -> Account:
@@ -75,7 +96,9 @@ def get_account(session: Session, account_id: int) -> Account:
     return acc
 
 
-def update_account(session: Session, actor: Actor, name: str | None, settings: dict[str, Any] | None) -> Account:
+def update_account(
+    session: Session, actor: Actor, name: str | None, settings: dict[str, Any] | None
+) -> Account:
     actor.require("admin")
     acc = get_account(session, actor.account_id)
     if name is not None:
@@ -84,7 +107,15 @@ def update_account(session: Session, actor: Actor, name: str | None, settings: d
         acc.name = name.strip()
     if settings is not None:
         acc.settings = {**acc.settings, **settings}
-    audit(session, acc.id, actor.audit_ref, "account.updated", "account", acc.id, {"name": name, "settings": settings})
+    audit(
+        session,
+        acc.id,
+        actor.audit_ref,
+        "account.updated",
+        "account",
+        acc.id,
+        {"name": name, "settings": settings},
+    )
     return acc
 
 
@@ -125,7 +156,15 @@ def create_agent(
     )
     session.add(agent)
     session.flush()
-    audit(session, actor.account_id, actor.audit_ref, "agent.created", "agent", agent.id, {"email": email, "role": role})
+    audit(
+        session,
+        actor.account_id,
+        actor.audit_ref,
+        "agent.created",
+        "agent",
+        agent.id,
+        {"email": email, "role": role},
+    )
     record_event(session, actor.account_id, "agent.updated", agent_json(agent))
     return agent
 
@@ -165,13 +204,27 @@ def update_agent(session: Session, actor: Actor, agent_id: int, changes: dict[st
     return agent
 
 
-def create_team(session: Session, actor: Actor, name: str, description: str = "", skills: list[str] | None = None, agent_ids: list[int] | None = None) -> tuple[Team, list[int]]:
+def create_team(
+    session: Session,
+    actor: Actor,
+    name: str,
+    description: str = "",
+    skills: list[str] | None = None,
+    agent_ids: list[int] | None = None,
+) -> tuple[Team, list[int]]:
     actor.require("admin")
     if not name.strip():
         raise Invalid("team name is required")
-    if session.execute(select(Team.id).where(Team.account_id == actor.account_id, Team.name == name.strip())).first():
+    if session.execute(
+        select(Team.id).where(Team.account_id == actor.account_id, Team.name == name.strip())
+    ).first():
         raise Conflict("a team with this name exists")
-    team = Team(account_id=actor.account_id, name=name.strip(), description=description, skills=sorted(set(skills or [])))
+    team = Team(
+        account_id=actor.account_id,
+        name=name.strip(),
+        description=description,
+        skills=sorted(set(skills or [])),
+    )
     session.add(team)
     session.flush()
     members = set_team_members(session, actor, team, agent_ids or [])
@@ -182,7 +235,11 @@ def create_team(session: Session, actor: Actor, name: str, description: str = ""
 def set_team_members(session: Session, actor: Actor, team: Team, agent_ids: list[int]) -> list[int]:
     ids = sorted(set(agent_ids))
     if ids:
-        found = set(session.execute(select(Agent.id).where(Agent.account_id == actor.account_id, Agent.id.in_(ids))).scalars())
+        found = set(
+            session.execute(
+                select(Agent.id).where(Agent.account_id == actor.account_id, Agent.id.in_(ids))
+            ).scalars()
+        )
         if found != set(ids):
             raise NotFound(f"agent not found: {sorted(set(ids) - found)}")
     session.execute(delete(TeamMember).where(TeamMember.team_id == team.id))
@@ -202,13 +259,17 @@ def team_member_ids(session: Session, team_ids: list[int]) -> dict[int, list[int
     out: dict[int, list[int]] = {t: [] for t in team_ids}
     if team_ids:
         for team_id, agent_id in session.execute(
-            select(TeamMember.team_id, TeamMember.agent_id).where(TeamMember.team_id.in_(team_ids)).order_by(TeamMember.agent_id)
+            select(TeamMember.team_id, TeamMember.agent_id)
+            .where(TeamMember.team_id.in_(team_ids))
+            .order_by(TeamMember.agent_id)
         ):
             out[team_id].append(agent_id)
     return out
 
 
-def update_team(session: Session, actor: Actor, team_id: int, changes: dict[str, Any]) -> tuple[Team, list[int]]:
+def update_team(
+    session: Session, actor: Actor, team_id: int, changes: dict[str, Any]
+) -> tuple[Team, list[int]]:
     actor.require("admin")
     team = get_team(session, actor.account_id, team_id)
     for key in ("name", "description"):
@@ -251,7 +312,15 @@ def create_inbox(
     )
     session.add(inbox)
     session.flush()
-    audit(session, actor.account_id, actor.audit_ref, "inbox.created", "inbox", inbox.id, {"channel": channel, "name": inbox.name})
+    audit(
+        session,
+        actor.account_id,
+        actor.audit_ref,
+        "inbox.created",
+        "inbox",
+        inbox.id,
+        {"channel": channel, "name": inbox.name},
+    )
     return inbox
 
 
@@ -281,7 +350,15 @@ def update_inbox(session: Session, actor: Actor, inbox_id: int, changes: dict[st
             setattr(inbox, key, changes[key])
     if "config" in changes:
         inbox.config = {**inbox.config, **changes["config"]}
-    audit(session, actor.account_id, actor.audit_ref, "inbox.updated", "inbox", inbox.id, {k: v for k, v in changes.items() if k != "config"})
+    audit(
+        session,
+        actor.account_id,
+        actor.audit_ref,
+        "inbox.updated",
+        "inbox",
+        inbox.id,
+        {k: v for k, v in changes.items() if k != "config"},
+    )
     return inbox
 
 
@@ -289,10 +366,14 @@ def create_api_token(session: Session, actor: Actor, name: str) -> tuple[ApiToke
     """Returns the token record and the token itself, shown once."""
     actor.require("admin")
     raw = new_token("cd_", 32)
-    tok = ApiToken(account_id=actor.account_id, name=name or "token", token_digest=token_digest(raw), created_by=actor.id)
+    tok = ApiToken(
+        account_id=actor.account_id, name=name or "token", token_digest=token_digest(raw), created_by=actor.id
+    )
     session.add(tok)
     session.flush()
-    audit(session, actor.account_id, actor.audit_ref, "token.created", "api_token", tok.id, {"name": tok.name})
+    audit(
+        session, actor.account_id, actor.audit_ref, "token.created", "api_token", tok.id, {"name": tok.name}
+    )
     return tok, raw
 
 
@@ -306,7 +387,9 @@ def revoke_api_token(session: Session, actor: Actor, token_id: int) -> None:
 
 
 def actor_for_token(session: Session, raw: str) -> Actor | None:
-    tok = session.execute(select(ApiToken).where(ApiToken.token_digest == token_digest(raw))).scalar_one_or_none()
+    tok = session.execute(
+        select(ApiToken).where(ApiToken.token_digest == token_digest(raw))
+    ).scalar_one_or_none()
     if tok is None or tok.revoked:
         return None
     return Actor(account_id=tok.account_id, kind="token", id=tok.id, role="admin", name=tok.name)
@@ -315,7 +398,12 @@ def actor_for_token(session: Session, raw: str) -> Actor | None:
 def login(session: Session, email: str, password: str) -> tuple[str, str, Agent]:
     """Check a password; on success open a session. Returns (cookie token, csrf token, agent)."""
     agent = session.execute(select(Agent).where(Agent.email == email.strip().lower())).scalar_one_or_none()
-    if agent is None or not agent.active or not agent.password_hash or not verify_password(agent.password_hash, password):
+    if (
+        agent is None
+        or not agent.active
+        or not agent.password_hash
+        or not verify_password(agent.password_hash, password)
+    ):
         raise Unauthorized("wrong email or password")
     raw = new_token(nbytes=32)
     csrf = new_token(nbytes=24)
@@ -345,7 +433,9 @@ def session_actor(session: Session, raw: str) -> tuple[Actor, str] | None:
     sess, agent = row
     if sess.expires_at < utcnow() or not agent.active:
         return None
-    return Actor(account_id=agent.account_id, kind="agent", id=agent.id, role=agent.role, name=agent.name), sess.csrf_token
+    return Actor(
+        account_id=agent.account_id, kind="agent", id=agent.id, role=agent.role, name=agent.name
+    ), sess.csrf_token
 
 
 def logout(session: Session, raw: str) -> None:

@@ -10,7 +10,17 @@ from caredesk.platform.models import Base, BigId, utcnow
 
 ROLES = ("admin", "supervisor", "agent")
 AVAILABILITY = ("online", "away", "offline")
-CHANNELS = ("webchat", "email", "twilio_sms", "twilio_whatsapp", "whatsapp_cloud", "telegram", "messenger", "voice", "api")
+CHANNELS = (
+    "webchat",
+    "email",
+    "twilio_sms",
+    "twilio_whatsapp",
+    "whatsapp_cloud",
+    "telegram",
+    "messenger",
+    "voice",
+    "api",
+)
 
 
 class Account(Base):
@@ -55,7 +65,9 @@ class Team(Base):
 class TeamMember(Base):
     __tablename__ = "team_members"
     team_id: Mapped[int] = mapped_column(BigId, ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
-    agent_id: Mapped[int] = mapped_column(BigId, ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
+    )
 
 
 class Inbox(Base):

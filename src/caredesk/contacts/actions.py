@@ -38,7 +38,9 @@ def contact_json(c: Contact, identities: list[Identity] | None = None) -> dict[s
     return out
 
 
-_FIND_IDENTITY = SQL("SELECT contact_id FROM identities WHERE account_id = :a AND kind = :kind AND value = :value")
+_FIND_IDENTITY = SQL(
+    "SELECT contact_id FROM identities WHERE account_id = :a AND kind = :kind AND value = :value"
+)
 _NEW_CONTACT = SQL(
     "INSERT INTO contacts (account_id, name, email, phone, vip, attributes, facts, labels, created_at, updated_at) "
     "VALUES (:a, :name, :email, :phone, :false, '{}', '{}', '[]', :now, :now) RETURNING id"
@@ -75,12 +77,28 @@ def resolve_identity(
     now = r.ts(utcnow())
     row = r.one(
         _NEW_CONTACT,
-        {"a": account_id, "name": (name or "").strip()[:200], "email": value if kind == "email" else None,
-         "phone": value if kind in ("phone", "whatsapp") else None, "false": False, "now": now},
+        {
+            "a": account_id,
+            "name": (name or "").strip()[:200],
+            "email": value if kind == "email" else None,
+            "phone": value if kind in ("phone", "whatsapp") else None,
+            "false": False,
+            "now": now,
+        },
     )
     assert row is not None
     contact_id = int(row[0])
-    ident = r.one(_NEW_IDENTITY, {"a": account_id, "contact": contact_id, "kind": kind, "value": value, "verified": verified, "now": now})
+    ident = r.one(
+        _NEW_IDENTITY,
+        {
+            "a": account_id,
+            "contact": contact_id,
+            "kind": kind,
+            "value": value,
+            "verified": verified,
+            "now": now,
+        },
+    )
     if ident is None:
         raise RetryTransaction("identity created concurrently")
     return contact_id, True
@@ -96,7 +114,9 @@ def get_contact(session: Session, account_id: int, contact_id: int) -> Contact:
 def identities_of(session: Session, contact_ids: list[int]) -> dict[int, list[Identity]]:
     out: dict[int, list[Identity]] = {c: [] for c in contact_ids}
     if contact_ids:
-        for ident in session.execute(select(Identity).where(Identity.contact_id.in_(contact_ids)).order_by(Identity.id)).scalars():
+        for ident in session.execute(
+            select(Identity).where(Identity.contact_id.in_(contact_ids)).order_by(Identity.id)
+        ).scalars():
             out[ident.contact_id].append(ident)
     return out
 
@@ -125,26 +145,47 @@ def create_contact(session: Session, actor: Actor, data: dict[str, Any]) -> Cont
 
 
 def add_identity(
-    session: Session, actor: Actor, contact_id: int, kind: str, value: str, *, verified: bool = False, emit: bool = True
+    session: Session,
+    actor: Actor,
+    contact_id: int,
+    kind: str,
+    value: str,
+    *,
+    verified: bool = False,
+    emit: bool = True,
 ) -> Identity:
     c = get_contact(session, actor.account_id, contact_id)
     norm = normalize_identity(kind, value)
     owner = find_contact_by_identity(session, actor.account_id, kind, norm)
     if owner is not None and owner != contact_id:
-        raise Conflict(f"this {kind} belongs to another contact; merge the two contacts instead", contact_id=owner)
+        raise Conflict(
+            f"this {kind} belongs to another contact; merge the two contacts instead", contact_id=owner
+        )
     if owner == contact_id:
         ident = session.execute(
-            select(Identity).where(Identity.account_id == actor.account_id, Identity.kind == kind, Identity.value == norm)
+            select(Identity).where(
+                Identity.account_id == actor.account_id, Identity.kind == kind, Identity.value == norm
+            )
         ).scalar_one()
         return ident
-    ident = Identity(account_id=actor.account_id, contact_id=contact_id, kind=kind, value=norm, verified=verified)
+    ident = Identity(
+        account_id=actor.account_id, contact_id=contact_id, kind=kind, value=norm, verified=verified
+    )
     session.add(ident)
     if kind == "email" and not c.email:
         c.email = norm
     if kind in ("phone", "whatsapp") and not c.phone:
         c.phone = norm
     session.flush()
-    audit(session, actor.account_id, actor.audit_ref, "contact.identity_added", "contact", contact_id, {"kind": kind})
+    audit(
+        session,
+        actor.account_id,
+        actor.audit_ref,
+        "contact.identity_added",
+        "contact",
+        contact_id,
+        {"kind": kind},
+    )
     if emit:
         record_event(session, actor.account_id, "contact.updated", contact_json(c), contact_id=c.id)
     return ident
@@ -176,11 +217,15 @@ def remember_facts(session: Session, account_id: int, contact_id: int, facts: di
         c.updated_at = utcnow()
 
 
-def search_contacts(session: Session, account_id: int, q: str | None, limit: int, before_id: int | None) -> list[Contact]:
+def search_contacts(
+    session: Session, account_id: int, q: str | None, limit: int, before_id: int | None
+) -> list[Contact]:
     stmt = select(Contact).where(Contact.account_id == account_id, Contact.merged_into_id.is_(None))
     if q:
         like = f"%{q.strip().lower()}%"
-        sub = select(Identity.contact_id).where(Identity.account_id == account_id, func.lower(Identity.value).like(like))
+        sub = select(Identity.contact_id).where(
+            Identity.account_id == account_id, func.lower(Identity.value).like(like)
+        )
         stmt = stmt.where(or_(func.lower(Contact.name).like(like), Contact.id.in_(sub)))
     if before_id:
         stmt = stmt.where(Contact.id < before_id)
@@ -198,8 +243,17 @@ def merge_contacts(session: Session, actor: Actor, survivor_id: int, merged_id: 
     if survivor.merged_into_id or merged.merged_into_id:
         raise Conflict("one of these contacts is already merged")
     ident_ids = list(session.execute(select(Identity.id).where(Identity.contact_id == merged.id)).scalars())
-    conv_ids = list(session.execute(select(Conversation.id).where(Conversation.contact_id == merged.id)).scalars())
-    before = {"survivor": {"facts": survivor.facts, "labels": survivor.labels, "email": survivor.email, "phone": survivor.phone}}
+    conv_ids = list(
+        session.execute(select(Conversation.id).where(Conversation.contact_id == merged.id)).scalars()
+    )
+    before = {
+        "survivor": {
+            "facts": survivor.facts,
+            "labels": survivor.labels,
+            "email": survivor.email,
+            "phone": survivor.phone,
+        }
+    }
     session.execute(update(Identity).where(Identity.id.in_(ident_ids)).values(contact_id=survivor.id))
     session.execute(update(Conversation).where(Conversation.id.in_(conv_ids)).values(contact_id=survivor.id))
     survivor.facts = {**merged.facts, **survivor.facts}
@@ -217,10 +271,21 @@ def merge_contacts(session: Session, actor: Actor, survivor_id: int, merged_id: 
     session.add(rec)
     session.flush()
     audit(
-        session, actor.account_id, actor.audit_ref, "contact.merged", "contact", survivor.id,
+        session,
+        actor.account_id,
+        actor.audit_ref,
+        "contact.merged",
+        "contact",
+        survivor.id,
         {"merged_id": merged.id, "merge_id": rec.id, "identities": ident_ids, "conversations": conv_ids},
     )
-    record_event(session, actor.account_id, "contact.merged", {"survivor_id": survivor.id, "merged_id": merged.id, "merge_id": rec.id}, contact_id=survivor.id)
+    record_event(
+        session,
+        actor.account_id,
+        "contact.merged",
+        {"survivor_id": survivor.id, "merged_id": merged.id, "merge_id": rec.id},
+        contact_id=survivor.id,
+    )
     return rec
 
 
@@ -234,8 +299,14 @@ def unmerge_contacts(session: Session, actor: Actor, merge_id: int) -> ContactMe
         raise Conflict("this merge was already undone")
     survivor = get_contact(session, actor.account_id, rec.survivor_id)
     merged = get_contact(session, actor.account_id, rec.merged_id)
-    session.execute(update(Identity).where(Identity.id.in_(rec.moved.get("identities", []))).values(contact_id=merged.id))
-    session.execute(update(Conversation).where(Conversation.id.in_(rec.moved.get("conversations", []))).values(contact_id=merged.id))
+    session.execute(
+        update(Identity).where(Identity.id.in_(rec.moved.get("identities", []))).values(contact_id=merged.id)
+    )
+    session.execute(
+        update(Conversation)
+        .where(Conversation.id.in_(rec.moved.get("conversations", [])))
+        .values(contact_id=merged.id)
+    )
     prev = rec.moved.get("survivor", {})
     survivor.facts = prev.get("facts", survivor.facts)
     survivor.labels = prev.get("labels", survivor.labels)
@@ -243,6 +314,20 @@ def unmerge_contacts(session: Session, actor: Actor, merge_id: int) -> ContactMe
     survivor.phone = prev.get("phone", survivor.phone)
     merged.merged_into_id = None
     rec.undone_at = utcnow()
-    audit(session, actor.account_id, actor.audit_ref, "contact.unmerged", "contact", survivor.id, {"merge_id": rec.id, "restored_id": merged.id})
-    record_event(session, actor.account_id, "contact.unmerged", {"survivor_id": survivor.id, "restored_id": merged.id, "merge_id": rec.id}, contact_id=survivor.id)
+    audit(
+        session,
+        actor.account_id,
+        actor.audit_ref,
+        "contact.unmerged",
+        "contact",
+        survivor.id,
+        {"merge_id": rec.id, "restored_id": merged.id},
+    )
+    record_event(
+        session,
+        actor.account_id,
+        "contact.unmerged",
+        {"survivor_id": survivor.id, "restored_id": merged.id, "merge_id": rec.id},
+        contact_id=survivor.id,
+    )
     return rec

@@ -21,7 +21,9 @@ class Contact(Base):
     language: Mapped[str | None] = mapped_column(String(16), nullable=True)
     vip: Mapped[bool] = mapped_column(Boolean, default=False)
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    facts: Mapped[dict[str, Any]] = mapped_column(default=dict)  # what the customer told us, reused everywhere
+    facts: Mapped[dict[str, Any]] = mapped_column(
+        default=dict
+    )  # what the customer told us, reused everywhere
     labels: Mapped[list[str]] = mapped_column(default=list)
     merged_into_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

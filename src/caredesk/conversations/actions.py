@@ -21,8 +21,14 @@ from caredesk.platform.models import utcnow
 MAX_REPLY = 65_536
 
 
-def get_conversation(session: Session, account_id: int, conversation_id: int, *, lock: bool = False) -> Conversation:
-    conv = session.get(Conversation, conversation_id, with_for_update=lock and session.get_bind().dialect.name == "postgresql")
+def get_conversation(
+    session: Session, account_id: int, conversation_id: int, *, lock: bool = False
+) -> Conversation:
+    conv = session.get(
+        Conversation,
+        conversation_id,
+        with_for_update=lock and session.get_bind().dialect.name == "postgresql",
+    )
     if conv is None or conv.account_id != account_id:
         raise NotFound("conversation not found")
     return conv
@@ -54,7 +60,9 @@ def _changed(session: Session, actor: Actor, conv: Conversation, action: str, da
     )
 
 
-def add_activity(session: Session, conv: Conversation, text: str, meta: dict[str, Any] | None = None) -> Message:
+def add_activity(
+    session: Session, conv: Conversation, text: str, meta: dict[str, Any] | None = None
+) -> Message:
     """An inline timeline entry (assigned, transferred, resolved...)."""
     m = Message(
         account_id=conv.account_id,
@@ -69,7 +77,14 @@ def add_activity(session: Session, conv: Conversation, text: str, meta: dict[str
     )
     session.add(m)
     session.flush()
-    record_event(session, conv.account_id, "message.created", message_json(m), conversation_id=conv.id, contact_id=conv.contact_id)
+    record_event(
+        session,
+        conv.account_id,
+        "message.created",
+        message_json(m),
+        conversation_id=conv.id,
+        contact_id=conv.contact_id,
+    )
     return m
 
 
@@ -97,7 +112,8 @@ def send_reply(
         conversation_id=conv.id,
         inbox_id=conv.inbox_id,
         type="note" if private else "outgoing",
-        sender_type=sender_type or ("bot" if actor.kind == "bot" else "agent" if actor.kind == "agent" else "system"),
+        sender_type=sender_type
+        or ("bot" if actor.kind == "bot" else "agent" if actor.kind == "agent" else "system"),
         sender_id=actor.id,
         content=text,
         status="sent" if private else "queued",
@@ -117,14 +133,43 @@ def send_reply(
         if conv.status == "resolved":
             conv.status, conv.resolved_at = "open", None
     session.flush()
-    audit(session, actor.account_id, actor.audit_ref, "message.note" if private else "message.sent", "message", m.id, {"conversation_id": conv.id})
-    record_event(session, actor.account_id, "message.created", message_json(m), conversation_id=conv.id, contact_id=conv.contact_id)
+    audit(
+        session,
+        actor.account_id,
+        actor.audit_ref,
+        "message.note" if private else "message.sent",
+        "message",
+        m.id,
+        {"conversation_id": conv.id},
+    )
+    record_event(
+        session,
+        actor.account_id,
+        "message.created",
+        message_json(m),
+        conversation_id=conv.id,
+        contact_id=conv.contact_id,
+    )
     if not private:
-        enqueue(session, "message.deliver", {"message_id": m.id}, account_id=actor.account_id, key=f"deliver:{m.id}")
+        enqueue(
+            session,
+            "message.deliver",
+            {"message_id": m.id},
+            account_id=actor.account_id,
+            key=f"deliver:{m.id}",
+        )
     return m
 
 
-def assign(session: Session, actor: Actor, conversation_id: int, agent_id: int | None, team_id: int | None = None, *, keep_team: bool = True) -> Conversation:
+def assign(
+    session: Session,
+    actor: Actor,
+    conversation_id: int,
+    agent_id: int | None,
+    team_id: int | None = None,
+    *,
+    keep_team: bool = True,
+) -> Conversation:
     conv = get_conversation(session, actor.account_id, conversation_id, lock=True)
     names = []
     if agent_id is not None:
@@ -140,12 +185,25 @@ def assign(session: Session, actor: Actor, conversation_id: int, agent_id: int |
     if before == (conv.assignee_id, conv.team_id):
         return conv
     who = actor.name or actor.kind
-    add_activity(session, conv, f"Assigned to {' and '.join(names)} by {who}" if names else f"Unassigned by {who}", {"action": "assigned"})
+    add_activity(
+        session,
+        conv,
+        f"Assigned to {' and '.join(names)} by {who}" if names else f"Unassigned by {who}",
+        {"action": "assigned"},
+    )
     _changed(session, actor, conv, "assigned", {"agent_id": agent_id, "team_id": team_id})
     return conv
 
 
-def transfer(session: Session, actor: Actor, conversation_id: int, *, note: str, agent_id: int | None = None, team_id: int | None = None) -> Conversation:
+def transfer(
+    session: Session,
+    actor: Actor,
+    conversation_id: int,
+    *,
+    note: str,
+    agent_id: int | None = None,
+    team_id: int | None = None,
+) -> Conversation:
     """A transfer always carries a handoff note, so the next person never asks the customer again."""
     if not note or not note.strip():
         raise Invalid("a transfer needs a handoff note for the person taking over")
@@ -163,21 +221,41 @@ def transfer(session: Session, actor: Actor, conversation_id: int, *, note: str,
         conv.team_id = team_id
     brief = dict(conv.case_brief)
     brief.setdefault("handoffs", []).append(
-        {"from_agent_id": prev, "to_agent_id": agent_id, "to_team_id": team_id, "note": note.strip(), "at": utcnow().isoformat() + "Z", "by": actor.name}
+        {
+            "from_agent_id": prev,
+            "to_agent_id": agent_id,
+            "to_team_id": team_id,
+            "note": note.strip(),
+            "at": utcnow().isoformat() + "Z",
+            "by": actor.name,
+        }
     )
     conv.case_brief = brief
-    add_activity(session, conv, f"Transferred to {' and '.join(to)} by {actor.name or actor.kind}: {note.strip()}", {"action": "transferred", "note": note.strip()})
-    _changed(session, actor, conv, "transferred", {"agent_id": agent_id, "team_id": team_id, "note": note.strip()})
+    add_activity(
+        session,
+        conv,
+        f"Transferred to {' and '.join(to)} by {actor.name or actor.kind}: {note.strip()}",
+        {"action": "transferred", "note": note.strip()},
+    )
+    _changed(
+        session, actor, conv, "transferred", {"agent_id": agent_id, "team_id": team_id, "note": note.strip()}
+    )
     return conv
 
 
-def set_status(session: Session, actor: Actor, conversation_id: int, status: str, *, snoozed_until: dt.datetime | None = None) -> Conversation:
+def set_status(
+    session: Session,
+    actor: Actor,
+    conversation_id: int,
+    status: str,
+    *,
+    snoozed_until: dt.datetime | None = None,
+) -> Conversation:
     conv = get_conversation(session, actor.account_id, conversation_id, lock=True)
     if status not in ("open", "pending", "snoozed", "resolved"):
         raise Invalid("status must be open, pending, snoozed or resolved")
-    if status == "snoozed":
-        if snoozed_until is None or snoozed_until <= utcnow():
-            raise Invalid("snooze needs a time in the future (snoozed_until)")
+    if status == "snoozed" and (snoozed_until is None or snoozed_until <= utcnow()):
+        raise Invalid("snooze needs a time in the future (snoozed_until)")
     if conv.status == status and status != "snoozed":
         raise Conflict(f"conversation is already {status}")
     conv.status = status
@@ -185,16 +263,27 @@ def set_status(session: Session, actor: Actor, conversation_id: int, status: str
     conv.resolved_at = utcnow() if status == "resolved" else None
     if status == "resolved":
         conv.waiting_since = None
-    verb = {"open": "Reopened", "pending": "Marked pending", "snoozed": "Snoozed", "resolved": "Resolved"}[status]
+    verb = {"open": "Reopened", "pending": "Marked pending", "snoozed": "Snoozed", "resolved": "Resolved"}[
+        status
+    ]
     add_activity(session, conv, f"{verb} by {actor.name or actor.kind}", {"action": status})
     if status == "snoozed":
-        enqueue(session, "conversation.wake", {"conversation_id": conv.id}, account_id=conv.account_id,
-                delay=max(0.0, (snoozed_until - utcnow()).total_seconds()) if snoozed_until else 0.0)
-    _changed(session, actor, conv, status, {"snoozed_until": snoozed_until.isoformat() if snoozed_until else None})
+        enqueue(
+            session,
+            "conversation.wake",
+            {"conversation_id": conv.id},
+            account_id=conv.account_id,
+            delay=max(0.0, (snoozed_until - utcnow()).total_seconds()) if snoozed_until else 0.0,
+        )
+    _changed(
+        session, actor, conv, status, {"snoozed_until": snoozed_until.isoformat() if snoozed_until else None}
+    )
     return conv
 
 
-def set_labels(session: Session, actor: Actor, conversation_id: int, add: list[str], remove: list[str]) -> Conversation:
+def set_labels(
+    session: Session, actor: Actor, conversation_id: int, add: list[str], remove: list[str]
+) -> Conversation:
     conv = get_conversation(session, actor.account_id, conversation_id)
     for label in add + remove:
         if not label or len(label) > 64:
@@ -203,12 +292,18 @@ def set_labels(session: Session, actor: Actor, conversation_id: int, add: list[s
     for label in sorted(set(add) - current):
         session.add(ConversationLabel(conversation_id=conv.id, label=label, account_id=conv.account_id))
     if remove:
-        session.execute(delete(ConversationLabel).where(ConversationLabel.conversation_id == conv.id, ConversationLabel.label.in_(remove)))
+        session.execute(
+            delete(ConversationLabel).where(
+                ConversationLabel.conversation_id == conv.id, ConversationLabel.label.in_(remove)
+            )
+        )
     _changed(session, actor, conv, "labelled", {"add": add, "remove": remove})
     return conv
 
 
-def update_conversation(session: Session, actor: Actor, conversation_id: int, changes: dict[str, Any]) -> Conversation:
+def update_conversation(
+    session: Session, actor: Actor, conversation_id: int, changes: dict[str, Any]
+) -> Conversation:
     conv = get_conversation(session, actor.account_id, conversation_id)
     if "priority" in changes:
         if changes["priority"] not in PRIORITIES:
@@ -222,7 +317,15 @@ def update_conversation(session: Session, actor: Actor, conversation_id: int, ch
     return conv
 
 
-def mark_delivery(session: Session, account_id: int, message_id: int, status: str, *, channel_message_id: str | None = None, error: str | None = None) -> Message | None:
+def mark_delivery(
+    session: Session,
+    account_id: int,
+    message_id: int,
+    status: str,
+    *,
+    channel_message_id: str | None = None,
+    error: str | None = None,
+) -> Message | None:
     """Delivery status flows back into the conversation; a status never goes backwards."""
     order = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
     m = session.get(Message, message_id)
@@ -237,5 +340,12 @@ def mark_delivery(session: Session, account_id: int, message_id: int, status: st
         m.error = error[:2000]
     session.flush()
     conv = session.get(Conversation, m.conversation_id)
-    record_event(session, account_id, "message.updated", message_json(m), conversation_id=m.conversation_id, contact_id=conv.contact_id if conv else None)
+    record_event(
+        session,
+        account_id,
+        "message.updated",
+        message_json(m),
+        conversation_id=m.conversation_id,
+        contact_id=conv.contact_id if conv else None,
+    )
     return m

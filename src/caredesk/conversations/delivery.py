@@ -56,11 +56,20 @@ def load_outbound(session: Session, message_id: int) -> tuple[Outbound, str] | N
     contact = session.get(Contact, conv.contact_id) if conv else None
     if conv is None or inbox is None or contact is None:
         return None
-    idents = {i.kind: i.value for i in session.execute(select(Identity).where(Identity.contact_id == contact.id).order_by(Identity.id)).scalars()}
+    idents = {
+        i.kind: i.value
+        for i in session.execute(
+            select(Identity).where(Identity.contact_id == contact.id).order_by(Identity.id)
+        ).scalars()
+    }
     thread = list(
         session.execute(
             select(Message.channel_message_id)
-            .where(Message.conversation_id == conv.id, Message.channel_message_id.is_not(None), Message.id != m.id)
+            .where(
+                Message.conversation_id == conv.id,
+                Message.channel_message_id.is_not(None),
+                Message.id != m.id,
+            )
             .order_by(Message.id)
         ).scalars()
     )
@@ -106,8 +115,20 @@ async def deliver_message(ctx: JobContext) -> None:
         raise
     except Exception as exc:
         if ctx.job.attempts >= ctx.job.max_attempts:
-            await ctx.db.write(mark_delivery, out.account_id, message_id, "failed", error=f"gave up after {ctx.job.attempts} attempts: {exc}")
+            await ctx.db.write(
+                mark_delivery,
+                out.account_id,
+                message_id,
+                "failed",
+                error=f"gave up after {ctx.job.attempts} attempts: {exc}",
+            )
         if isinstance(exc, RetryLater):
             raise
         raise RetryLater(str(exc)) from exc
-    await ctx.db.write(mark_delivery, out.account_id, message_id, receipt.status, channel_message_id=receipt.channel_message_id)
+    await ctx.db.write(
+        mark_delivery,
+        out.account_id,
+        message_id,
+        receipt.status,
+        channel_message_id=receipt.channel_message_id,
+    )

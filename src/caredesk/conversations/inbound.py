@@ -91,7 +91,9 @@ _TOUCH = SQL(
     "UPDATE conversations SET last_activity_at = :now, updated_at = :now, message_count = message_count + 1, "
     "waiting_since = COALESCE(waiting_since, :now) WHERE id = :id"
 )
-_REOPEN = SQL("UPDATE conversations SET status = 'open', snoozed_until = NULL, resolved_at = NULL WHERE id = :id")
+_REOPEN = SQL(
+    "UPDATE conversations SET status = 'open', snoozed_until = NULL, resolved_at = NULL WHERE id = :id"
+)
 _RAW = SQL(
     "INSERT INTO raw_inbound (account_id, inbox_id, message_id, content_type, body, status, received_at) "
     "VALUES (:a, :inbox, :msg, :ctype, :body, 'ok', :now)"
@@ -106,7 +108,9 @@ def _existing(session: Session, inbox_id: int, channel_message_id: str) -> Inbou
     return InboundResult(row[0], row[1], row[2], duplicate=True)
 
 
-def _thread_conversation(session: Session, msg: Inbound, contact_id: int) -> tuple[int | None, str | None, bool]:
+def _thread_conversation(
+    session: Session, msg: Inbound, contact_id: int
+) -> tuple[int | None, str | None, bool]:
     """(conversation id, its status, customer already waiting) — or (None, None, False) for a new one."""
     r = raw(session)
     cid: int | None = None
@@ -140,7 +144,12 @@ def receive_inbound(session: Session, msg: Inbound) -> InboundResult:
         if dup is not None:
             return dup
     contact_id, _created = resolve_identity(
-        session, msg.account_id, msg.identity_kind, msg.identity_value, name=msg.contact_name, verified=msg.identity_verified
+        session,
+        msg.account_id,
+        msg.identity_kind,
+        msg.identity_value,
+        name=msg.contact_name,
+        verified=msg.identity_verified,
     )
     r = raw(session)
     if r.pg:
@@ -153,16 +162,32 @@ def receive_inbound(session: Session, msg: Inbound) -> InboundResult:
     if conversation_id is None:
         row = r.one(
             _NEW_CONVERSATION,
-            {"a": msg.account_id, "contact": contact_id, "inbox": msg.inbox_id, "token": new_token(nbytes=15),
-             "subject": msg.subject[:500], "now": ts},
+            {
+                "a": msg.account_id,
+                "contact": contact_id,
+                "inbox": msg.inbox_id,
+                "token": new_token(nbytes=15),
+                "subject": msg.subject[:500],
+                "now": ts,
+            },
         )
         assert row is not None
         conversation_id = int(row[0])
     content = msg.text[:MAX_TEXT]
     row = r.one(
         _NEW_MESSAGE,
-        {"a": msg.account_id, "conv": conversation_id, "inbox": msg.inbox_id, "contact": contact_id, "content": content,
-         "html": msg.html, "cmid": msg.channel_message_id, "meta": r.json(msg.meta), "false": False, "now": ts},
+        {
+            "a": msg.account_id,
+            "conv": conversation_id,
+            "inbox": msg.inbox_id,
+            "contact": contact_id,
+            "content": content,
+            "html": msg.html,
+            "cmid": msg.channel_message_id,
+            "meta": r.json(msg.meta),
+            "false": False,
+            "now": ts,
+        },
     )
     if row is None:
         # Lost a race with the same provider message (PostgreSQL): run again, find it, store nothing.
@@ -186,21 +211,40 @@ def receive_inbound(session: Session, msg: Inbound) -> InboundResult:
                 )
             )
     if msg.raw_body is not None:
-        r.execute(_RAW, {"a": msg.account_id, "inbox": msg.inbox_id, "msg": message_id, "ctype": msg.raw_content_type[:127],
-                         "body": msg.raw_body, "now": ts})
+        r.execute(
+            _RAW,
+            {
+                "a": msg.account_id,
+                "inbox": msg.inbox_id,
+                "msg": message_id,
+                "ctype": msg.raw_content_type[:127],
+                "body": msg.raw_body,
+                "now": ts,
+            },
+        )
     if new_conversation:
         record_event(
             session,
             msg.account_id,
             "conversation.created",
-            {"id": conversation_id, "contact_id": contact_id, "inbox_id": msg.inbox_id, "status": "open", "subject": msg.subject[:500]},
+            {
+                "id": conversation_id,
+                "contact_id": contact_id,
+                "inbox_id": msg.inbox_id,
+                "status": "open",
+                "subject": msg.subject[:500],
+            },
             conversation_id=conversation_id,
             contact_id=contact_id,
         )
     elif status in ("resolved", "snoozed", "pending"):
         record_event(
-            session, msg.account_id, "conversation.updated", {"id": conversation_id, "status": "open", "change": "reopened"},
-            conversation_id=conversation_id, contact_id=contact_id,
+            session,
+            msg.account_id,
+            "conversation.updated",
+            {"id": conversation_id, "status": "open", "change": "reopened"},
+            conversation_id=conversation_id,
+            contact_id=contact_id,
         )
     record_event(
         session,
@@ -218,7 +262,10 @@ def receive_inbound(session: Session, msg: Inbound) -> InboundResult:
             "status": "received",
             "meta": msg.meta,
             "created_at": now.isoformat() + "Z",
-            "attachments": [{"filename": a.filename, "content_type": a.content_type, "size": a.size} for a in msg.attachments],
+            "attachments": [
+                {"filename": a.filename, "content_type": a.content_type, "size": a.size}
+                for a in msg.attachments
+            ],
         },
         conversation_id=conversation_id,
         contact_id=contact_id,
@@ -230,13 +277,22 @@ def receive_inbound(session: Session, msg: Inbound) -> InboundResult:
         account_id=msg.account_id,
         key=f"process:{message_id}",
     )
-    return InboundResult(message_id, conversation_id, contact_id, duplicate=False, new_conversation=new_conversation)
+    return InboundResult(
+        message_id, conversation_id, contact_id, duplicate=False, new_conversation=new_conversation
+    )
 
 
-def record_malformed(session: Session, account_id: int, inbox_id: int, body: str, content_type: str, error: str) -> int:
+def record_malformed(
+    session: Session, account_id: int, inbox_id: int, body: str, content_type: str, error: str
+) -> int:
     """A payload we could not parse is kept for inspection, never lost and never a crash."""
     row = RawInbound(
-        account_id=account_id, inbox_id=inbox_id, content_type=content_type[:127], body=body, status="malformed", error=error
+        account_id=account_id,
+        inbox_id=inbox_id,
+        content_type=content_type[:127],
+        body=body,
+        status="malformed",
+        error=error,
     )
     session.add(row)
     session.flush()

@@ -25,8 +25,12 @@ class Conversation(Base):
     status: Mapped[str] = mapped_column(String(16), default="open")
     priority: Mapped[str] = mapped_column(String(16), default="normal")
     subject: Mapped[str] = mapped_column(String(500), default="")
-    assignee_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("agents.id", ondelete="SET NULL"), nullable=True)
-    team_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("teams.id", ondelete="SET NULL"), nullable=True)
+    assignee_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("agents.id", ondelete="SET NULL"), nullable=True
+    )
+    team_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("teams.id", ondelete="SET NULL"), nullable=True
+    )
     custom_attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     case_brief: Mapped[dict[str, Any]] = mapped_column(default=dict)
     signals: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -48,7 +52,9 @@ class Conversation(Base):
 
 class ConversationLabel(Base):
     __tablename__ = "conversation_labels"
-    conversation_id: Mapped[int] = mapped_column(BigId, ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
     label: Mapped[str] = mapped_column(String(64), primary_key=True)
     account_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts.id", ondelete="CASCADE"))
 
@@ -86,7 +92,9 @@ class Attachment(Base):
     __tablename__ = "attachments"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     account_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts.id", ondelete="CASCADE"))
-    message_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("messages.id", ondelete="CASCADE"), nullable=True)
+    message_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("messages.id", ondelete="CASCADE"), nullable=True
+    )
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(127))
     size: Mapped[int] = mapped_column()
@@ -109,5 +117,3 @@ class RawInbound(Base):
     status: Mapped[str] = mapped_column(String(16), default="ok")  # ok | malformed
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-
-

@@ -44,13 +44,25 @@ def wake_snoozed(session: Session, conversation_id: int) -> bool:
     conv = get_conversation(session, conv.account_id, conversation_id)
     conv.status, conv.snoozed_until = "open", None
     add_activity(session, conv, "Snooze ended; back in the queue", {"action": "woke"})
-    record_event(session, conv.account_id, "conversation.updated", {"id": conv.id, "status": "open", "change": "woke"},
-                 conversation_id=conv.id, contact_id=conv.contact_id)
+    record_event(
+        session,
+        conv.account_id,
+        "conversation.updated",
+        {"id": conv.id, "status": "open", "change": "woke"},
+        conversation_id=conv.id,
+        contact_id=conv.contact_id,
+    )
     return True
 
 
 def wake_due(session: Session) -> int:
-    ids = list(session.execute(select(Conversation.id).where(Conversation.status == "snoozed", Conversation.snoozed_until <= utcnow()).limit(500)).scalars())
+    ids = list(
+        session.execute(
+            select(Conversation.id)
+            .where(Conversation.status == "snoozed", Conversation.snoozed_until <= utcnow())
+            .limit(500)
+        ).scalars()
+    )
     return sum(1 for cid in ids if wake_snoozed(session, cid))
 
 

@@ -29,18 +29,26 @@ class ConversationFilter:
     before: int | None = None  # keyset cursor: the `id` of the last row seen (for sort=newest) or offset
 
 
-def _filtered(account_id: int, agent_id: int | None, f: ConversationFilter, *, for_counts: bool = False) -> Select[Any]:
+def _filtered(
+    account_id: int, agent_id: int | None, f: ConversationFilter, *, for_counts: bool = False
+) -> Select[Any]:
     q = select(Conversation).where(Conversation.account_id == account_id)
     if f.status and f.status != "all":
         q = q.where(Conversation.status == f.status)
     if f.inbox_id is not None:
         q = q.where(Conversation.inbox_id == f.inbox_id)
     if f.channel:
-        q = q.where(Conversation.inbox_id.in_(select(Inbox.id).where(Inbox.account_id == account_id, Inbox.channel == f.channel)))
+        q = q.where(
+            Conversation.inbox_id.in_(
+                select(Inbox.id).where(Inbox.account_id == account_id, Inbox.channel == f.channel)
+            )
+        )
     if f.label:
         q = q.where(
             Conversation.id.in_(
-                select(ConversationLabel.conversation_id).where(ConversationLabel.account_id == account_id, ConversationLabel.label == f.label)
+                select(ConversationLabel.conversation_id).where(
+                    ConversationLabel.account_id == account_id, ConversationLabel.label == f.label
+                )
             )
         )
     if f.contact_id is not None:
@@ -60,11 +68,17 @@ def _view(q: Select[Any], view: str, agent_id: int | None) -> Select[Any]:
     if view == "unassigned":
         return q.where(Conversation.assignee_id.is_(None))
     if view == "my_teams":
-        return q.where(Conversation.team_id.in_(select(TeamMember.team_id).where(TeamMember.agent_id == (agent_id or -1))))
+        return q.where(
+            Conversation.team_id.in_(
+                select(TeamMember.team_id).where(TeamMember.agent_id == (agent_id or -1))
+            )
+        )
     return q
 
 
-def list_conversations(session: Session, account_id: int, agent_id: int | None, f: ConversationFilter) -> dict[str, Any]:
+def list_conversations(
+    session: Session, account_id: int, agent_id: int | None, f: ConversationFilter
+) -> dict[str, Any]:
     q = _filtered(account_id, agent_id, f)
     if f.sort == "waiting_longest":
         q = q.order_by(Conversation.waiting_since.is_(None), Conversation.waiting_since, Conversation.id)
@@ -97,11 +111,17 @@ def _last_messages(session: Session, conversation_ids: list[int]) -> dict[int, d
     )
     out = {}
     for m in session.execute(select(Message).where(Message.id.in_(latest))).scalars():
-        out[m.conversation_id] = {"content": m.content[:200], "type": m.type, "created_at": m.created_at.isoformat() + "Z"}
+        out[m.conversation_id] = {
+            "content": m.content[:200],
+            "type": m.type,
+            "created_at": m.created_at.isoformat() + "Z",
+        }
     return out
 
 
-def conversation_counts(session: Session, account_id: int, agent_id: int | None, f: ConversationFilter) -> dict[str, int]:
+def conversation_counts(
+    session: Session, account_id: int, agent_id: int | None, f: ConversationFilter
+) -> dict[str, int]:
     """Counts per view for the same filters (status, inbox, label...), in one query per view."""
     base = _filtered(account_id, agent_id, f, for_counts=True)
     out = {}
@@ -116,20 +136,30 @@ def conversation_detail(session: Session, account_id: int, conversation_id: int)
     return conversation_json(conv, labels_of(session, [conv.id])[conv.id])
 
 
-def list_messages(session: Session, account_id: int, conversation_id: int, after_id: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+def list_messages(
+    session: Session, account_id: int, conversation_id: int, after_id: int = 0, limit: int = 100
+) -> list[dict[str, Any]]:
     get_conversation(session, account_id, conversation_id)
     rows = session.execute(
         select(Message)
-        .where(Message.conversation_id == conversation_id, Message.account_id == account_id, Message.id > after_id)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.account_id == account_id,
+            Message.id > after_id,
+        )
         .order_by(Message.id)
         .limit(limit)
     ).scalars()
     return [message_json(m) for m in rows]
 
 
-def contact_timeline(session: Session, account_id: int, contact_id: int, limit: int = 500) -> list[dict[str, Any]]:
+def contact_timeline(
+    session: Session, account_id: int, contact_id: int, limit: int = 500
+) -> list[dict[str, Any]]:
     """Every message of every conversation of this contact, across channels, oldest first."""
-    conv_ids = select(Conversation.id).where(Conversation.account_id == account_id, Conversation.contact_id == contact_id)
+    conv_ids = select(Conversation.id).where(
+        Conversation.account_id == account_id, Conversation.contact_id == contact_id
+    )
     rows = session.execute(
         select(Message, Inbox.channel)
         .join(Inbox, Inbox.id == Message.inbox_id)

@@ -125,7 +125,9 @@ class RedisBus:
 class Subscription:
     """One client's view of an account stream, optionally filtered (a widget sees its own conversation)."""
 
-    def __init__(self, hub: EventHub, account_id: int, accept: Callable[[Event], bool] | None, maxsize: int) -> None:
+    def __init__(
+        self, hub: EventHub, account_id: int, accept: Callable[[Event], bool] | None, maxsize: int
+    ) -> None:
         self.hub = hub
         self.account_id = account_id
         self.accept = accept
@@ -230,7 +232,9 @@ class EventHub:
                     if ev.seq == self._delivered.get(account_id, 0) + 1:
                         self._deliver(ev)
                 self._pending[account_id] = {
-                    s: e for s, e in self._pending.get(account_id, {}).items() if s > self._delivered.get(account_id, 0)
+                    s: e
+                    for s, e in self._pending.get(account_id, {}).items()
+                    if s > self._delivered.get(account_id, 0)
                 }
                 self._drain_pending(account_id)
             finally:
@@ -248,5 +252,3 @@ def make_bus(redis_url: str | None) -> Bus:
 
 
 __all__ = ["Bus", "EventHub", "InMemoryBus", "RedisBus", "Subscription", "make_bus"]
-
-

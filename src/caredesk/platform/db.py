@@ -176,7 +176,7 @@ class _SQLiteWriter:
             for req in live:
                 self._run_single(req)
             return
-        except BaseException as exc:  # noqa: BLE001 - the commit failed: nobody in the batch is acknowledged
+        except BaseException as exc:
             log.exception("sqlite batch commit failed")
             for req in live:
                 req.future.set_exception(exc)
@@ -188,7 +188,9 @@ class _SQLiteWriter:
                 assert outcome is not None
                 req.future.set_result((value, outcome))
 
-    def _run_grouped(self, live: list[_Request]) -> list[tuple[_Request, Any, CommitOutcome | None, BaseException | None]]:
+    def _run_grouped(
+        self, live: list[_Request]
+    ) -> list[tuple[_Request, Any, CommitOutcome | None, BaseException | None]]:
         results: list[tuple[_Request, Any, CommitOutcome | None, BaseException | None]] = []
         with Session(self.engine, expire_on_commit=False) as session:
             r = raw(session)  # starts the transaction (BEGIN IMMEDIATE)
@@ -201,7 +203,7 @@ class _SQLiteWriter:
                     session.flush()
                     r.cur.execute("RELEASE item")
                     results.append((req, value, outcome, None))
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller, not swallowed
+                except BaseException as exc:
                     if not session.is_active or session.in_nested_transaction():
                         raise _Poisoned() from exc
                     r.cur.execute("ROLLBACK TO item")
@@ -221,7 +223,7 @@ class _SQLiteWriter:
                 session.info["outcome"] = outcome
                 with session.begin():
                     value = req.fn(session, *req.args, **req.kwargs)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             req.future.set_exception(exc)
             return
         req.future.set_result((value, outcome))

@@ -15,19 +15,23 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, delete, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from caredesk.platform.db import SQL, insert_ignoring_conflicts, pending_outcome, raw
+from caredesk.platform.db import SQL, pending_outcome, raw
 from caredesk.platform.models import Base, BigId, utcnow
 
 
 class EventStream(Base):
     __tablename__ = "event_streams"
-    account_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
     last_seq: Mapped[int] = mapped_column(default=0)
 
 
 class EventRow(Base):
     __tablename__ = "events"
-    account_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
     seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     type: Mapped[str] = mapped_column(String(64))
     conversation_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
@@ -59,8 +63,13 @@ class Event:
         }
 
 
+_OPEN_STREAM = SQL(
+    "INSERT INTO event_streams (account_id, last_seq) VALUES (:a, 0) ON CONFLICT (account_id) DO NOTHING"
+)
+
+
 def open_stream(session: Session, account_id: int) -> None:
-    session.execute(insert_ignoring_conflicts(session, EventStream.__table__).values(account_id=account_id, last_seq=0))  # type: ignore[arg-type]
+    raw(session).execute(_OPEN_STREAM, {"a": account_id})
 
 
 _NEXT_SEQ = SQL("UPDATE event_streams SET last_seq = last_seq + 1 WHERE account_id = :a RETURNING last_seq")
@@ -87,7 +96,15 @@ def record_event(
     now = utcnow()
     r.execute(
         _INSERT,
-        {"a": account_id, "seq": seq, "type": type, "cv": conversation_id, "ct": contact_id, "data": r.json(data), "at": r.ts(now)},
+        {
+            "a": account_id,
+            "seq": seq,
+            "type": type,
+            "cv": conversation_id,
+            "ct": contact_id,
+            "data": r.json(data),
+            "at": r.ts(now),
+        },
     )
     ev = Event(account_id, seq, type, data, conversation_id, contact_id, now.isoformat() + "Z")
     pending_outcome(session).events.append(ev)
@@ -96,10 +113,21 @@ def record_event(
 
 def events_after(session: Session, account_id: int, after: int, limit: int = 1000) -> list[Event]:
     rows = session.execute(
-        select(EventRow).where(EventRow.account_id == account_id, EventRow.seq > after).order_by(EventRow.seq).limit(limit)
+        select(EventRow)
+        .where(EventRow.account_id == account_id, EventRow.seq > after)
+        .order_by(EventRow.seq)
+        .limit(limit)
     ).scalars()
     return [
-        Event(r.account_id, r.seq, r.type, r.data, r.conversation_id, r.contact_id, r.created_at.isoformat() + "Z")
+        Event(
+            r.account_id,
+            r.seq,
+            r.type,
+            r.data,
+            r.conversation_id,
+            r.contact_id,
+            r.created_at.isoformat() + "Z",
+        )
         for r in rows
     ]
 
@@ -112,6 +140,11 @@ def stream_bounds(session: Session, account_id: int) -> tuple[int, int]:
 
 
 def prune_events(session: Session, account_id: int, keep: int) -> int:
-    last = session.execute(select(EventStream.last_seq).where(EventStream.account_id == account_id)).scalar() or 0
-    res = session.execute(delete(EventRow).where(EventRow.account_id == account_id, EventRow.seq <= last - keep))
+    last = (
+        session.execute(select(EventStream.last_seq).where(EventStream.account_id == account_id)).scalar()
+        or 0
+    )
+    res = session.execute(
+        delete(EventRow).where(EventRow.account_id == account_id, EventRow.seq <= last - keep)
+    )
     return int(res.rowcount or 0)  # type: ignore[attr-defined]

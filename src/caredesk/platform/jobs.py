@@ -26,7 +26,9 @@ QUEUED, RUNNING, DONE, DEAD = "queued", "running", "done", "dead"
 class Job(Base):
     __tablename__ = "jobs"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    account_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True)
+    account_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True
+    )
     kind: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
@@ -57,7 +59,7 @@ class ClaimedJob:
     max_attempts: int
 
 
-class RetryLater(Exception):  # noqa: N818 - reads as an instruction
+class RetryLater(Exception):
     """A transient failure; `after` seconds (e.g. a provider's Retry-After) is honoured."""
 
     def __init__(self, message: str, after: float | None = None) -> None:
@@ -103,7 +105,9 @@ def enqueue(
     pending_outcome(session).jobs_enqueued = True
 
 
-def claim(session: Session, worker_id: str, limit: int, lease_seconds: float, kinds: list[str] | None = None) -> list[ClaimedJob]:
+def claim(
+    session: Session, worker_id: str, limit: int, lease_seconds: float, kinds: list[str] | None = None
+) -> list[ClaimedJob]:
     now = utcnow()
     ready = or_(
         and_(Job.status == QUEUED, Job.run_at <= now),
@@ -126,10 +130,13 @@ def claim(session: Session, worker_id: str, limit: int, lease_seconds: float, ki
             locked_until=now + dt.timedelta(seconds=lease_seconds),
             attempts=Job.attempts + 1,
         )
-        .returning(Job.id, Job.account_id, Job.kind, Job.payload, Job.idempotency_key, Job.attempts, Job.max_attempts)
+        .returning(
+            Job.id, Job.account_id, Job.kind, Job.payload, Job.idempotency_key, Job.attempts, Job.max_attempts
+        )
     ).all()
     return sorted(
-        (ClaimedJob(r[0], r[1], r[2], r[3], r[4] or f"job:{r[0]}", r[5], r[6]) for r in rows), key=lambda j: j.id
+        (ClaimedJob(r[0], r[1], r[2], r[3], r[4] or f"job:{r[0]}", r[5], r[6]) for r in rows),
+        key=lambda j: j.id,
     )
 
 
@@ -150,7 +157,13 @@ def backoff_seconds(attempt: int, *, base: float = 2.0, cap: float = 3600.0) -> 
 
 
 def fail(
-    session: Session, job_id: int, worker_id: str, error: str, *, retry_after: float | None = None, permanent: bool = False
+    session: Session,
+    job_id: int,
+    worker_id: str,
+    error: str,
+    *,
+    retry_after: float | None = None,
+    permanent: bool = False,
 ) -> str:
     job = session.get(Job, job_id)
     if job is None or job.locked_by != worker_id or job.status != RUNNING:

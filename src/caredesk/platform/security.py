@@ -57,6 +57,7 @@ class Signer:
 
     def loads(self, token: str, max_age: int | None = None) -> object | None:
         try:
-            return self._s.loads(token, max_age=max_age)
+            value: object = self._s.loads(token, max_age=max_age)
+            return value
         except BadSignature:
             return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -67,10 +68,8 @@ class Worker:
                 await asyncio.sleep(0)
                 continue
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-            except TimeoutError:
-                pass
         if self._running:
             await asyncio.wait(self._running, timeout=10)
 
@@ -90,7 +89,9 @@ class Worker:
         try:
             if handler is None:
                 raise jobs.PermanentFailure(f"no handler for job kind {job.kind!r}")
-            await asyncio.wait_for(handler(jobs.JobContext(job, self.db, self.services)), timeout=self.lease_seconds * 0.9)
+            await asyncio.wait_for(
+                handler(jobs.JobContext(job, self.db, self.services)), timeout=self.lease_seconds * 0.9
+            )
         except jobs.RetryLater as exc:
             await self._fail(job, str(exc) or "retry later", retry_after=exc.after)
         except jobs.PermanentFailure as exc:
@@ -102,8 +103,14 @@ class Worker:
             await self.db.write(jobs.complete, job.id, self.worker_id)
             self.processed += 1
 
-    async def _fail(self, job: jobs.ClaimedJob, error: str, *, retry_after: float | None = None, permanent: bool = False) -> None:
+    async def _fail(
+        self, job: jobs.ClaimedJob, error: str, *, retry_after: float | None = None, permanent: bool = False
+    ) -> None:
         try:
-            await self.db.write(jobs.fail, job.id, self.worker_id, error, retry_after=retry_after, permanent=permanent)
+            await self.db.write(
+                jobs.fail, job.id, self.worker_id, error, retry_after=retry_after, permanent=permanent
+            )
         except Exception:
-            log.exception("recording failure of job %s failed; its lease will expire and it will run again", job.id)
+            log.exception(
+                "recording failure of job %s failed; its lease will expire and it will run again", job.id
+            )

@@ -10,8 +10,8 @@ from fastapi import Depends, Request
 from caredesk.accounts.actions import actor_for_token, session_actor
 from caredesk.accounts.actors import Actor
 from caredesk.platform.errors import Forbidden, Unauthorized
-from caredesk.services import Services
 from caredesk.platform.security import constant_time_equal, token_digest
+from caredesk.services import Services
 
 SESSION_COOKIE = "cd_session"
 CSRF_HEADER = "x-csrf-token"
@@ -93,7 +93,9 @@ async def current_actor(request: Request) -> Actor:
         if not sent:
             # htmx and plain forms may send it as a form field; only urlencoded bodies are read for it.
             ctype = request.headers.get("content-type", "")
-            if ctype.startswith("application/x-www-form-urlencoded") or ctype.startswith("multipart/form-data"):
+            if ctype.startswith("application/x-www-form-urlencoded") or ctype.startswith(
+                "multipart/form-data"
+            ):
                 form = await request.form()
                 sent = str(form.get("csrf_token") or "")
         if not sent or not constant_time_equal(sent, csrf):

@@ -16,13 +16,19 @@ def _problem_bytes(status: int, title: str, detail: str) -> bytes:
     return orjson.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail})
 
 
-async def _send_problem(send: Send, status: int, title: str, detail: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _send_problem(
+    send: Send, status: int, title: str, detail: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = _problem_bytes(status, title, detail)
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode()), *(headers or [])],
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -31,7 +37,9 @@ async def _send_problem(send: Send, status: int, title: str, detail: str, header
 class BodyLimitMiddleware:
     """Rejects bodies over the limit with 413 before they are read whole (Starlette has no default)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, upload_max_bytes: int, upload_prefixes: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, upload_max_bytes: int, upload_prefixes: tuple[str, ...] = ()
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.upload_max_bytes = upload_max_bytes
@@ -42,7 +50,9 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        limit = self.upload_max_bytes if any(path.startswith(p) for p in self.upload_prefixes) else self.max_bytes
+        limit = (
+            self.upload_max_bytes if any(path.startswith(p) for p in self.upload_prefixes) else self.max_bytes
+        )
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -51,7 +61,9 @@ class BodyLimitMiddleware:
                     await _send_problem(send, 400, "Bad request", "invalid Content-Length")
                     return
                 if declared > limit:
-                    await _send_problem(send, 413, "Payload too large", f"the body is over the limit of {limit} bytes")
+                    await _send_problem(
+                        send, 413, "Payload too large", f"the body is over the limit of {limit} bytes"
+                    )
                     return
         received = 0
         too_big = False
@@ -78,10 +90,14 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await _send_problem(send, 413, "Payload too large", f"the body is over the limit of {limit} bytes")
+                await _send_problem(
+                    send, 413, "Payload too large", f"the body is over the limit of {limit} bytes"
+                )
         except Exception:
             if too_big and not started:
-                await _send_problem(send, 413, "Payload too large", f"the body is over the limit of {limit} bytes")
+                await _send_problem(
+                    send, 413, "Payload too large", f"the body is over the limit of {limit} bytes"
+                )
             else:
                 raise
 
@@ -153,6 +169,8 @@ class RateLimitMiddleware:
         wait = self.limiter.check(f"ip:{client[0]}")
         if wait is not None:
             retry = str(max(1, int(wait + 0.999))).encode()
-            await _send_problem(send, 429, "Too many requests", "slow down and retry later", [(b"retry-after", retry)])
+            await _send_problem(
+                send, 429, "Too many requests", "slow down and retry later", [(b"retry-after", retry)]
+            )
             return
         await self.app(scope, receive, send)

@@ -48,10 +48,14 @@ async def realtime_ws(ws: WebSocket, last_event_id: int | None = Query(default=N
     await ws.accept()
 
     async def send(frame: dict[str, Any]) -> None:
-        await ws.send_bytes(orjson.dumps(frame)) if ws.query_params.get("binary") else await ws.send_text(orjson.dumps(frame).decode())
+        await ws.send_bytes(orjson.dumps(frame)) if ws.query_params.get("binary") else await ws.send_text(
+            orjson.dumps(frame).decode()
+        )
 
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-        await pump(svc.db, svc.hub, actor.account_id, last_event_id, send, heartbeat=svc.settings.heartbeat_seconds)
+        await pump(
+            svc.db, svc.hub, actor.account_id, last_event_id, send, heartbeat=svc.settings.heartbeat_seconds
+        )
 
 
 @router.get("/events", response_class=StreamingResponse)
@@ -77,7 +81,16 @@ async def events_sse(
             line += b"data: " + orjson.dumps(frame) + b"\n\n"
             await queue.put(line)
 
-        task = asyncio.create_task(pump(svc.db, svc.hub, actor.account_id, last_event_id, send, heartbeat=svc.settings.heartbeat_seconds))
+        task = asyncio.create_task(
+            pump(
+                svc.db,
+                svc.hub,
+                actor.account_id,
+                last_event_id,
+                send,
+                heartbeat=svc.settings.heartbeat_seconds,
+            )
+        )
         try:
             while True:
                 if await request.is_disconnected():
@@ -92,4 +105,8 @@ async def events_sse(
             with contextlib.suppress(BaseException):
                 await task
 
-    return StreamingResponse(body(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

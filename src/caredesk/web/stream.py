@@ -65,7 +65,11 @@ async def pump(
 
 
 async def _backlog(
-    db: Database, account_id: int, after: int, send: Send, accept: Callable[[Event], bool] | None,
+    db: Database,
+    account_id: int,
+    after: int,
+    send: Send,
+    accept: Callable[[Event], bool] | None,
     render: Callable[[Event], dict[str, Any]],
 ) -> int:
     while True:

@@ -13,7 +13,16 @@ from caredesk.accounts.models import Agent, ApiToken, Inbox, Team
 from caredesk.platform import jobs
 from caredesk.platform.audit import AuditEntry
 from caredesk.platform.errors import NotFound
-from caredesk.web.api.schemas import AccountPatch, AgentIn, AgentPatch, InboxIn, InboxPatch, TeamIn, TeamPatch, TokenIn
+from caredesk.web.api.schemas import (
+    AccountPatch,
+    AgentIn,
+    AgentPatch,
+    InboxIn,
+    InboxPatch,
+    TeamIn,
+    TeamPatch,
+    TokenIn,
+)
 from caredesk.web.deps import ActorDep, ServicesDep, forget_credentials
 
 router = APIRouter(prefix="/api/v1", tags=["account"])
@@ -26,7 +35,10 @@ def _account_json(a: Any) -> dict[str, Any]:
 @router.get("/me")
 async def me(actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
     def q(s: Session) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": actor.kind, "account": _account_json(acc.get_account(s, actor.account_id))}
+        out: dict[str, Any] = {
+            "kind": actor.kind,
+            "account": _account_json(acc.get_account(s, actor.account_id)),
+        }
         if actor.kind == "agent" and actor.id is not None:
             out["agent"] = acc.agent_json(acc.get_agent(s, actor.account_id, actor.id))
         return out
@@ -47,7 +59,9 @@ async def patch_account(body: AccountPatch, actor: ActorDep, svc: ServicesDep) -
 @router.get("/agents")
 async def list_agents(actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
     def q(s: Session) -> dict[str, Any]:
-        rows = s.execute(select(Agent).where(Agent.account_id == actor.account_id).order_by(Agent.id)).scalars()
+        rows = s.execute(
+            select(Agent).where(Agent.account_id == actor.account_id).order_by(Agent.id)
+        ).scalars()
         return {"items": [acc.agent_json(a) for a in rows]}
 
     return await svc.db.read(q)
@@ -75,7 +89,9 @@ async def patch_agent(agent_id: int, body: AgentPatch, actor: ActorDep, svc: Ser
 @router.get("/teams")
 async def list_teams(actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
     def q(s: Session) -> dict[str, Any]:
-        teams = list(s.execute(select(Team).where(Team.account_id == actor.account_id).order_by(Team.id)).scalars())
+        teams = list(
+            s.execute(select(Team).where(Team.account_id == actor.account_id).order_by(Team.id)).scalars()
+        )
         members = acc.team_member_ids(s, [t.id for t in teams])
         return {"items": [acc.team_json(t, members[t.id]) for t in teams]}
 
@@ -114,7 +130,9 @@ async def patch_team(team_id: int, body: TeamPatch, actor: ActorDep, svc: Servic
 @router.get("/inboxes")
 async def list_inboxes(actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
     def q(s: Session) -> dict[str, Any]:
-        rows = s.execute(select(Inbox).where(Inbox.account_id == actor.account_id).order_by(Inbox.id)).scalars()
+        rows = s.execute(
+            select(Inbox).where(Inbox.account_id == actor.account_id).order_by(Inbox.id)
+        ).scalars()
         return {"items": [acc.inbox_json(i) for i in rows]}
 
     return await svc.db.read(q)
@@ -122,7 +140,9 @@ async def list_inboxes(actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
 
 @router.post("/inboxes", status_code=201)
 async def create_inbox(body: InboxIn, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
-    return await svc.db.write(lambda s: acc.inbox_json(acc.create_inbox(s, actor, **body.model_dump()), with_secrets=True))
+    return await svc.db.write(
+        lambda s: acc.inbox_json(acc.create_inbox(s, actor, **body.model_dump()), with_secrets=True)
+    )
 
 
 @router.get("/inboxes/{inbox_id}")
@@ -141,8 +161,20 @@ async def list_tokens(actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
     actor.require("admin")
 
     def q(s: Session) -> dict[str, Any]:
-        rows = s.execute(select(ApiToken).where(ApiToken.account_id == actor.account_id).order_by(ApiToken.id)).scalars()
-        return {"items": [{"id": t.id, "name": t.name, "revoked": t.revoked, "created_at": t.created_at.isoformat() + "Z"} for t in rows]}
+        rows = s.execute(
+            select(ApiToken).where(ApiToken.account_id == actor.account_id).order_by(ApiToken.id)
+        ).scalars()
+        return {
+            "items": [
+                {
+                    "id": t.id,
+                    "name": t.name,
+                    "revoked": t.revoked,
+                    "created_at": t.created_at.isoformat() + "Z",
+                }
+                for t in rows
+            ]
+        }
 
     return await svc.db.read(q)
 
@@ -186,8 +218,13 @@ async def audit_log(
         return {
             "items": [
                 {
-                    "id": e.id, "actor_type": e.actor_type, "actor_id": e.actor_id, "action": e.action,
-                    "target_type": e.target_type, "target_id": e.target_id, "data": e.data,
+                    "id": e.id,
+                    "actor_type": e.actor_type,
+                    "actor_id": e.actor_id,
+                    "action": e.action,
+                    "target_type": e.target_type,
+                    "target_id": e.target_id,
+                    "data": e.data,
                     "created_at": e.created_at.isoformat() + "Z",
                 }
                 for e in rows
@@ -203,8 +240,14 @@ async def dead_jobs(actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
     def q(s: Session) -> dict[str, Any]:
         return {
             "items": [
-                {"id": j.id, "kind": j.kind, "payload": j.payload, "attempts": j.attempts, "last_error": j.last_error,
-                 "finished_at": j.finished_at.isoformat() + "Z" if j.finished_at else None}
+                {
+                    "id": j.id,
+                    "kind": j.kind,
+                    "payload": j.payload,
+                    "attempts": j.attempts,
+                    "last_error": j.last_error,
+                    "finished_at": j.finished_at.isoformat() + "Z" if j.finished_at else None,
+                }
                 for j in jobs.dead_letters(s, actor.account_id)
             ]
         }
@@ -220,5 +263,3 @@ async def retry_job(job_id: int, actor: ActorDep, svc: ServicesDep) -> dict[str,
         return {"id": job_id, "status": "queued"}
 
     return await svc.db.write(w)
-
-

@@ -27,7 +27,9 @@ async def login(body: LoginIn, request: Request, response: Response, svc: Servic
     for key in (f"login-ip:{client}", f"login-email:{body.email.lower()}"):
         wait = limiter.check(key)
         if wait is not None:
-            raise TooManyAttempts(f"too many login attempts; try again in {int(wait) + 1} s", retry_after=int(wait) + 1)
+            raise TooManyAttempts(
+                f"too many login attempts; try again in {int(wait) + 1} s", retry_after=int(wait) + 1
+            )
 
     def w(s: Session) -> tuple[str, str, dict[str, Any]]:
         raw, csrf, agent = acc.login(s, body.email, body.password)
@@ -35,7 +37,13 @@ async def login(body: LoginIn, request: Request, response: Response, svc: Servic
 
     raw, csrf, agent = await svc.db.write(w)
     response.set_cookie(
-        SESSION_COOKIE, raw, httponly=True, samesite="lax", secure=svc.settings.cookie_secure, max_age=acc.SESSION_DAYS * 86400, path="/"
+        SESSION_COOKIE,
+        raw,
+        httponly=True,
+        samesite="lax",
+        secure=svc.settings.cookie_secure,
+        max_age=acc.SESSION_DAYS * 86400,
+        path="/",
     )
     return {"agent": agent, "csrf_token": csrf}
 
@@ -56,4 +64,3 @@ async def csrf(request: Request, actor: ActorDep, svc: ServicesDep) -> dict[str,
     raw = request.cookies.get(SESSION_COOKIE)
     found = await svc.db.read(acc.session_actor, raw) if raw else None
     return {"csrf_token": found[1] if found else None}
-

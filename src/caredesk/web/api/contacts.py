@@ -26,7 +26,10 @@ async def search(
     def read(s: Session) -> dict[str, Any]:
         rows = ct.search_contacts(s, actor.account_id, q, limit, before)
         idents = ct.identities_of(s, [c.id for c in rows])
-        return {"items": [ct.contact_json(c, idents[c.id]) for c in rows], "next": rows[-1].id if len(rows) == limit else None}
+        return {
+            "items": [ct.contact_json(c, idents[c.id]) for c in rows],
+            "next": rows[-1].id if len(rows) == limit else None,
+        }
 
     return await svc.db.read(read)
 
@@ -44,7 +47,12 @@ async def create(body: ContactIn, actor: ActorDep, svc: ServicesDep) -> dict[str
 async def merge(body: MergeIn, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
     def w(s: Session) -> dict[str, Any]:
         rec = ct.merge_contacts(s, actor, body.survivor_id, body.merged_id)
-        return {"merge_id": rec.id, "survivor_id": rec.survivor_id, "merged_id": rec.merged_id, "moved": {k: rec.moved[k] for k in ("identities", "conversations")}}
+        return {
+            "merge_id": rec.id,
+            "survivor_id": rec.survivor_id,
+            "merged_id": rec.merged_id,
+            "moved": {k: rec.moved[k] for k in ("identities", "conversations")},
+        }
 
     return await svc.db.write(w)
 
@@ -79,10 +87,18 @@ async def patch(contact_id: int, body: ContactPatch, actor: ActorDep, svc: Servi
 
 
 @router.post("/{contact_id}/identities", status_code=201)
-async def add_identity(contact_id: int, body: IdentityIn, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
+async def add_identity(
+    contact_id: int, body: IdentityIn, actor: ActorDep, svc: ServicesDep
+) -> dict[str, Any]:
     def w(s: Session) -> dict[str, Any]:
         i = ct.add_identity(s, actor, contact_id, body.kind, body.value, verified=body.verified)
-        return {"id": i.id, "kind": i.kind, "value": i.value, "verified": i.verified, "contact_id": i.contact_id}
+        return {
+            "id": i.id,
+            "kind": i.kind,
+            "value": i.value,
+            "verified": i.verified,
+            "contact_id": i.contact_id,
+        }
 
     return await svc.db.write(w)
 
@@ -100,6 +116,11 @@ async def timeline(contact_id: int, actor: ActorDep, svc: ServicesDep) -> dict[s
 async def conversations(contact_id: int, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
     def read(s: Session) -> dict[str, Any]:
         ct.get_contact(s, actor.account_id, contact_id)
-        return list_conversations(s, actor.account_id, actor.id, ConversationFilter(status="all", contact_id=contact_id, limit=100, sort="newest"))
+        return list_conversations(
+            s,
+            actor.account_id,
+            actor.id,
+            ConversationFilter(status="all", contact_id=contact_id, limit=100, sort="newest"),
+        )
 
     return await svc.db.read(read)

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
+from caredesk.accounts.actors import Actor
 from caredesk.conversations import actions as cv
-from caredesk.conversations.queries import ConversationFilter, conversation_counts, conversation_detail, list_conversations, list_messages
+from caredesk.conversations.queries import (
+    ConversationFilter,
+    conversation_counts,
+    conversation_detail,
+    list_conversations,
+    list_messages,
+)
 from caredesk.conversations.serialize import message_json
 from caredesk.web.api.schemas import AssignIn, ConversationPatch, LabelsIn, MessageIn, SnoozeIn, TransferIn
+from caredesk.services import Services
 from caredesk.web.deps import ActorDep, ServicesDep
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
@@ -21,10 +30,30 @@ Status = Literal["open", "pending", "snoozed", "resolved", "all"]
 Sort = Literal["recent", "waiting_longest", "newest"]
 
 
-def _filter(view: View, status: Status, inbox_id: int | None, channel: str | None, label: str | None,
-            assignee_id: int | None, team_id: int | None, sort: Sort, limit: int, cursor: int | None) -> ConversationFilter:
-    return ConversationFilter(view=view, status=status, inbox_id=inbox_id, channel=channel, label=label,
-                              assignee_id=assignee_id, team_id=team_id, sort=sort, limit=limit, before=cursor)
+def _filter(
+    view: View,
+    status: Status,
+    inbox_id: int | None,
+    channel: str | None,
+    label: str | None,
+    assignee_id: int | None,
+    team_id: int | None,
+    sort: Sort,
+    limit: int,
+    cursor: int | None,
+) -> ConversationFilter:
+    return ConversationFilter(
+        view=view,
+        status=status,
+        inbox_id=inbox_id,
+        channel=channel,
+        label=label,
+        assignee_id=assignee_id,
+        team_id=team_id,
+        sort=sort,
+        limit=limit,
+        before=cursor,
+    )
 
 
 @router.get("")
@@ -65,7 +94,9 @@ async def get(conversation_id: int, actor: ActorDep, svc: ServicesDep) -> dict[s
 
 
 @router.patch("/{conversation_id}")
-async def patch(conversation_id: int, body: ConversationPatch, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
+async def patch(
+    conversation_id: int, body: ConversationPatch, actor: ActorDep, svc: ServicesDep
+) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True)
 
     def w(s: Session) -> dict[str, Any]:
@@ -90,7 +121,9 @@ async def messages(
 @router.post("/{conversation_id}/messages", status_code=201)
 async def reply(conversation_id: int, body: MessageIn, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
     def w(s: Session) -> dict[str, Any]:
-        return message_json(cv.send_reply(s, actor, conversation_id, body.content, private=body.private, echo_id=body.echo_id))
+        return message_json(
+            cv.send_reply(s, actor, conversation_id, body.content, private=body.private, echo_id=body.echo_id)
+        )
 
     return await svc.db.write(w)
 
@@ -98,48 +131,56 @@ async def reply(conversation_id: int, body: MessageIn, actor: ActorDep, svc: Ser
 @router.post("/{conversation_id}/notes", status_code=201)
 async def note(conversation_id: int, body: MessageIn, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
     def w(s: Session) -> dict[str, Any]:
-        return message_json(cv.send_reply(s, actor, conversation_id, body.content, private=True, echo_id=body.echo_id))
+        return message_json(
+            cv.send_reply(s, actor, conversation_id, body.content, private=True, echo_id=body.echo_id)
+        )
 
     return await svc.db.write(w)
 
 
-def _action(fn: Any) -> Any:
-    async def run(svc: Any, actor: Any, conversation_id: int, *args: Any, **kwargs: Any) -> dict[str, Any]:
+def _action(fn: Callable[..., Any]) -> Callable[..., Awaitable[dict[str, Any]]]:
+    async def run(
+        svc: Services, actor: Actor, conversation_id: int, *args: Any, **kwargs: Any
+    ) -> dict[str, Any]:
         def w(s: Session) -> dict[str, Any]:
             fn(s, actor, conversation_id, *args, **kwargs)
             return conversation_detail(s, actor.account_id, conversation_id)
 
-        return await svc.db.write(w)  # type: ignore[no-any-return]
+        return await svc.db.write(w)
 
     return run
 
 
 @router.post("/{conversation_id}/assign")
 async def assign(conversation_id: int, body: AssignIn, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
-    return await _action(cv.assign)(svc, actor, conversation_id, body.agent_id, body.team_id)  # type: ignore[no-any-return]
+    return await _action(cv.assign)(svc, actor, conversation_id, body.agent_id, body.team_id)
 
 
 @router.post("/{conversation_id}/transfer")
-async def transfer(conversation_id: int, body: TransferIn, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
-    return await _action(cv.transfer)(svc, actor, conversation_id, note=body.note, agent_id=body.agent_id, team_id=body.team_id)  # type: ignore[no-any-return]
+async def transfer(
+    conversation_id: int, body: TransferIn, actor: ActorDep, svc: ServicesDep
+) -> dict[str, Any]:
+    return await _action(cv.transfer)(
+        svc, actor, conversation_id, note=body.note, agent_id=body.agent_id, team_id=body.team_id
+    )
 
 
 @router.post("/{conversation_id}/snooze")
 async def snooze(conversation_id: int, body: SnoozeIn, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
     until = body.until.astimezone(dt.UTC).replace(tzinfo=None) if body.until.tzinfo else body.until
-    return await _action(cv.set_status)(svc, actor, conversation_id, "snoozed", snoozed_until=until)  # type: ignore[no-any-return]
+    return await _action(cv.set_status)(svc, actor, conversation_id, "snoozed", snoozed_until=until)
 
 
 @router.post("/{conversation_id}/resolve")
 async def resolve(conversation_id: int, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
-    return await _action(cv.set_status)(svc, actor, conversation_id, "resolved")  # type: ignore[no-any-return]
+    return await _action(cv.set_status)(svc, actor, conversation_id, "resolved")
 
 
 @router.post("/{conversation_id}/reopen")
 async def reopen(conversation_id: int, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
-    return await _action(cv.set_status)(svc, actor, conversation_id, "open")  # type: ignore[no-any-return]
+    return await _action(cv.set_status)(svc, actor, conversation_id, "open")
 
 
 @router.post("/{conversation_id}/labels")
 async def labels(conversation_id: int, body: LabelsIn, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
-    return await _action(cv.set_labels)(svc, actor, conversation_id, body.add, body.remove)  # type: ignore[no-any-return]
+    return await _action(cv.set_labels)(svc, actor, conversation_id, body.add, body.remove)

@@ -13,9 +13,9 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from caredesk.accounts.actions import inbox_exists
-from caredesk.platform.errors import NotFound
 from caredesk.contacts.identities import normalize_identity
 from caredesk.conversations.inbound import Inbound, receive_inbound
+from caredesk.platform.errors import NotFound
 from caredesk.web.api.schemas import InboundIn
 from caredesk.web.deps import ActorDep, ServicesDep
 
@@ -29,8 +29,12 @@ class InboundOut(BaseModel):
     duplicate: bool
 
 
-@router.post("/{inbox_id}/inbound", status_code=201, response_model=InboundOut,
-             responses={200: {"model": InboundOut, "description": "already received (same id): stored once"}})
+@router.post(
+    "/{inbox_id}/inbound",
+    status_code=201,
+    response_model=InboundOut,
+    responses={200: {"model": InboundOut, "description": "already received (same id): stored once"}},
+)
 async def inbound(inbox_id: int, body: InboundIn, actor: ActorDep, svc: ServicesDep) -> Response:
     value = normalize_identity(body.sender.kind, body.sender.value)
 
@@ -51,7 +55,14 @@ async def inbound(inbox_id: int, body: InboundIn, actor: ActorDep, svc: Services
                 meta=body.metadata,
             ),
         )
-        return {"message_id": r.message_id, "conversation_id": r.conversation_id, "contact_id": r.contact_id, "duplicate": r.duplicate}
+        return {
+            "message_id": r.message_id,
+            "conversation_id": r.conversation_id,
+            "contact_id": r.contact_id,
+            "duplicate": r.duplicate,
+        }
 
     result = await svc.db.write(w)
-    return Response(orjson.dumps(result), status_code=200 if result["duplicate"] else 201, media_type="application/json")
+    return Response(
+        orjson.dumps(result), status_code=200 if result["duplicate"] else 201, media_type="application/json"
+    )

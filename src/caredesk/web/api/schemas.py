@@ -34,7 +34,9 @@ class AgentIn(Strict):
     role: Literal["admin", "supervisor", "agent"] = "agent"
     password: Annotated[str, StringConstraints(min_length=8, max_length=1000)] | None = None
     skills: list[Skill] = Field(default_factory=list, max_length=100)
-    languages: list[Annotated[str, StringConstraints(min_length=2, max_length=16)]] = Field(default_factory=list, max_length=50)
+    languages: list[Annotated[str, StringConstraints(min_length=2, max_length=16)]] = Field(
+        default_factory=list, max_length=50
+    )
     capacity: Annotated[int, Field(strict=True, ge=0, le=1000)] = 5
 
 
@@ -43,7 +45,9 @@ class AgentPatch(Strict):
     role: Literal["admin", "supervisor", "agent"] | None = None
     password: Annotated[str, StringConstraints(min_length=8, max_length=1000)] | None = None
     skills: list[Skill] | None = Field(default=None, max_length=100)
-    languages: list[Annotated[str, StringConstraints(min_length=2, max_length=16)]] | None = Field(default=None, max_length=50)
+    languages: list[Annotated[str, StringConstraints(min_length=2, max_length=16)]] | None = Field(
+        default=None, max_length=50
+    )
     capacity: Annotated[int, Field(strict=True, ge=0, le=1000)] | None = None
     availability: Literal["online", "away", "offline"] | None = None
     active: bool | None = None
@@ -65,7 +69,17 @@ class TeamPatch(Strict):
 
 class InboxIn(Strict):
     name: Name
-    channel: Literal["webchat", "email", "twilio_sms", "twilio_whatsapp", "whatsapp_cloud", "telegram", "messenger", "voice", "api"]
+    channel: Literal[
+        "webchat",
+        "email",
+        "twilio_sms",
+        "twilio_whatsapp",
+        "whatsapp_cloud",
+        "telegram",
+        "messenger",
+        "voice",
+        "api",
+    ]
     config: dict[str, Any] = Field(default_factory=dict)
     automation: bool = False
     greeting: Annotated[str, StringConstraints(max_length=1000)] = ""
