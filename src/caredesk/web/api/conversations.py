@@ -19,8 +19,8 @@ from caredesk.conversations.queries import (
     list_messages,
 )
 from caredesk.conversations.serialize import message_json
-from caredesk.web.api.schemas import AssignIn, ConversationPatch, LabelsIn, MessageIn, SnoozeIn, TransferIn
 from caredesk.services import Services
+from caredesk.web.api.schemas import AssignIn, ConversationPatch, LabelsIn, MessageIn, SnoozeIn, TransferIn
 from caredesk.web.deps import ActorDep, ServicesDep
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
