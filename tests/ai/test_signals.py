@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (message fixtures read better unwrapped)
 """Signals: escalation in many wordings, frustration, spam that is filed not dropped, slots, language."""
 
 from __future__ import annotations

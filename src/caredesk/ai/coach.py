@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (phrase tables read better unwrapped)
 """Reply coach: is an agent's draft script-speak, and what should it make specific?
 
 A reply reads as scripted when it is generic (stock phrases), apologises without

@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (pattern tables read better unwrapped)
 """Should a person take this over, and why.
 
 Reasons are checked in order of harm: a message about danger to health or safety

@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (pattern tables read better unwrapped)
 """Sentiment and frustration for support chat.
 
 General-purpose sentiment lexicons read "this is the third time I'm asking" as

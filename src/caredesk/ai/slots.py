@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (pattern tables read better unwrapped)
 """Slot extraction: order numbers, emails, phone numbers, amounts, dates, postcodes, names.
 
 Rules, not a model: these slots have regular shapes, and a rule that misses is easy

@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (pattern tables read better unwrapped)
 """Spam and scam scoring. A high score files a message in the spam folder (an agent
 can restore it); it never deletes or drops a message.
 
