@@ -11,10 +11,10 @@ export CAREDESK_TEST_PG_URL CAREDESK_TEST_REDIS_URL
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
 echo "== tests on SQLite =="
-.venv/bin/pytest "$@"
+.venv/bin/pytest -q "$@"
 rc=$?
 echo "== database tests on PostgreSQL =="
-CAREDESK_TEST_DB=postgres .venv/bin/pytest -m "postgres" "$@"
+CAREDESK_TEST_DB=postgres .venv/bin/pytest -q -m "postgres" "$@"
 rc2=$?
 # pytest exits 5 when a selection holds no test: not a failure of the suite.
 [ $rc2 -eq 5 ] && rc2=0

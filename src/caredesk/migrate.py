@@ -38,8 +38,8 @@ def upgrade(db: Database, revision: str = "heads") -> None:
     command.upgrade(cfg, revision)
 
 
-def current(db: Database) -> str | None:
+def current(db: Database) -> str:
     from alembic.runtime.migration import MigrationContext
 
     with db.engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return ", ".join(MigrationContext.configure(conn).get_current_heads()) or "none"
