@@ -34,8 +34,12 @@ async def _send_problem(
     await send({"type": "http.response.body", "body": body})
 
 
+MAX_HEADER_BYTES = 64 * 1024  # all request headers together (h11's default; uvicorn's httptools has none)
+
+
 class BodyLimitMiddleware:
-    """Rejects bodies over the limit with 413 before they are read whole (Starlette has no default)."""
+    """Rejects bodies over the limit with 413 before they are read whole (Starlette has no default),
+    and requests whose headers together exceed MAX_HEADER_BYTES with 431."""
 
     def __init__(
         self, app: ASGIApp, max_bytes: int, upload_max_bytes: int, upload_prefixes: tuple[str, ...] = ()
@@ -53,6 +57,11 @@ class BodyLimitMiddleware:
         limit = (
             self.upload_max_bytes if any(path.startswith(p) for p in self.upload_prefixes) else self.max_bytes
         )
+        if sum(len(n) + len(v) for n, v in scope.get("headers", [])) > MAX_HEADER_BYTES:
+            await _send_problem(
+                send, 431, "Request header fields too large", f"the headers are over {MAX_HEADER_BYTES} bytes"
+            )
+            return
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -82,6 +91,15 @@ class BodyLimitMiddleware:
 
         async def tracking_send(msg: Message) -> None:
             nonlocal started
+            if too_big:
+                # The framework caught _TooLarge while reading the body and answers its own 400 ("error
+                # parsing the body"): answer 413 instead, and drop the rest of that answer.
+                if msg["type"] == "http.response.start" and not started:
+                    started = True
+                    await _send_problem(
+                        send, 413, "Payload too large", f"the body is over the limit of {limit} bytes"
+                    )
+                return
             if msg["type"] == "http.response.start":
                 started = True
             await send(msg)
