@@ -14,9 +14,11 @@ case "$cmd" in
     [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
     pg_port=$(free_port)
     as_postgres "$pgbin/initdb" -D "$dir/pg" -A trust -U postgres --no-sync >"$dir/initdb.log" 2>&1
-    # Durability off: these servers hold only test data and die with the run.
-    as_postgres "$pgbin/pg_ctl" -D "$dir/pg" -l "$dir/pg.log" -w start \
-      -o "-p $pg_port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" >/dev/null
+    # Durability off for tests (they hold only test data and die with the run); DURABLE=1 keeps
+    # PostgreSQL's defaults, for benchmarks.
+    opts="-p $pg_port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300"
+    [ "${DURABLE:-0}" = "1" ] || opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    as_postgres "$pgbin/pg_ctl" -D "$dir/pg" -l "$dir/pg.log" -w start -o "$opts" >/dev/null
     redis_port=$(free_port)
     redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
       --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --dir "$dir"
