@@ -64,6 +64,11 @@ def install(app: FastAPI) -> None:
             headers=dict(exc.headers or {}),
         )
 
+    @app.exception_handler(OverflowError)
+    async def _overflow(_req: Request, exc: OverflowError) -> JSONResponse:
+        # An unbounded int from the path or query (an id of 30 digits) that the SQLite driver cannot bind.
+        return problem(422, "Invalid request", "a number in the request is out of range")
+
     @app.exception_handler(IntegrityError)
     async def _integrity(_req: Request, exc: IntegrityError) -> JSONResponse:
         log.info("integrity error answered as 409: %s", type(exc.orig).__name__)
