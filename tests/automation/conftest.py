@@ -91,6 +91,12 @@ async def desk(
     shop: DemoShop,
     understanding: KeywordUnderstanding,
 ) -> Desk:
+    return await make_desk(services, client, account, shop)
+
+
+async def make_desk(
+    services: Services, client: httpx.AsyncClient, account: AccountFixture, shop: DemoShop
+) -> Desk:
     def w(s: Any) -> tuple[dict[str, int], dict[str, int]]:
         actor = system_actor(account.id)
         update_inbox(s, actor, account.inbox_ids["webchat"], {"automation": True})

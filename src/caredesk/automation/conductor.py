@@ -9,9 +9,10 @@ idempotency key, and the state is written in one transaction with the bot's repl
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+import anyio
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -21,9 +22,11 @@ from caredesk.automation import config as cfg
 from caredesk.automation.actions import OK, REFUSED, Outcome, confirm_text, preview_action, run_action
 from caredesk.automation.brief import mood_of, update_brief
 from caredesk.automation.connectors import ConnectorError
-from caredesk.automation.decide import Decision, Situation, decide
+from caredesk.automation.decide import OOS, Decision, Situation, decide
 from caredesk.automation.escalation import is_sensitive
 from caredesk.automation.facts import known_facts, reasks, remember
+from caredesk.automation.intents import predict_intent
+from caredesk.automation.knowledge import DONT_KNOW, answer_text, knowledge_base
 from caredesk.automation.understanding import Context, Understanding, default_understander, from_signals
 from caredesk.contacts.models import Contact
 from caredesk.conversations.actions import send_reply
@@ -123,6 +126,8 @@ async def conduct(ctx: JobContext, message_id: int, conversation_id: int) -> Non
         u = await default_understander(services)(
             snap.text, Context(snap.account_id, snap.conversation_id, snap.history, snap.known)
         )
+    if u.intent is None and not u.escalate:
+        u = await _with_intent(services, snap, u)
     d = decide(
         Situation(
             snap.text,
@@ -137,6 +142,8 @@ async def conduct(ctx: JobContext, message_id: int, conversation_id: int) -> Non
         )
     )
     outcome: Outcome | None = None
+    if d.kind == "clarify" or (d.kind == "handoff" and d.reason in ("low_confidence", "no_self_service")):
+        d = await _knowledge(services, snap, u, d)
     if d.kind == "preview" and d.action:
         d = await _preview(services, snap, d)
     if d.kind == "execute" and d.action:
@@ -156,6 +163,37 @@ async def conduct(ctx: JobContext, message_id: int, conversation_id: int) -> Non
         if outcome.status != OK:
             d.kind, d.reason = "handoff", "policy" if outcome.status == REFUSED else "failed_action"
     await ctx.db.write(_apply, snap, message_id, u, d, outcome)
+
+
+async def _with_intent(services: Any, snap: Snapshot, u: Understanding) -> Understanding:
+    """The account's own intent model (trained from its examples, caredesk.automation.intents)."""
+    data_dir = getattr(getattr(services, "settings", None), "data_dir", None)
+    if data_dir is None:
+        return u
+    got = await anyio.to_thread.run_sync(predict_intent, data_dir, snap.account_id, snap.text)
+    return replace(u, intent=got[0], confidence=got[1]) if got else u
+
+
+async def _knowledge(services: Any, snap: Snapshot, u: Understanding, d: Decision) -> Decision:
+    """A message no action handles: answer from the help articles, or say plainly the bot doesn't know."""
+    if (d.state.get("pending") or {}).get("action"):
+        return d
+    kb = knowledge_base(services, snap.account_id)
+    if kb is None:
+        return d
+    found = await anyio.to_thread.run_sync(kb.search, snap.text)
+    text = answer_text(found)
+    if text is not None:
+        best = found.best
+        assert best is not None
+        d.kind, d.reason, d.text = "reply", "knowledge", text
+        d.state["low_confidence"] = 0
+        d.state["knowledge"] = {"article_id": best.article_id, "title": best.title, "url": best.url}
+        return d
+    if d.kind == "clarify" and (u.question or u.intent == OOS):
+        d.kind, d.reason, d.text = "reply", "unknown", DONT_KNOW
+        d.state["offered_person"] = True
+    return d
 
 
 async def _preview(services: Any, snap: Snapshot, d: Decision) -> Decision:
@@ -199,13 +237,14 @@ def _apply(
         )
     spec = snap.spec
     action = spec.action(d.action) if spec and d.action else None
+    intent_name = u.intent if u.intent and u.intent != OOS else ""
     mood = mood_of(
         u.frustration, u.sentiment, sensitive=is_sensitive(snap.text) or u.escalate_reason == "sensitive"
     )
     update_brief(
         conv,
-        goal=(action.title if action else (u.intent or "").replace("_", " ") or None),
-        intent=u.intent or None,
+        goal=(action.title if action else intent_name.replace("_", " ") or None),
+        intent=intent_name or None,
         customer_words=snap.text,
         facts=new_facts or None,
         mood=mood,
@@ -218,6 +257,11 @@ def _apply(
         if d.kind == "ask" and action:
             asked = (d.state.get("pending") or {}).get("awaiting") or "details"
             update_brief(conv, step=("bot", f"Asked for {asked} ({action.title})"))
+        if d.reason == "knowledge":
+            art = d.state.get("knowledge") or {}
+            update_brief(conv, step=("bot", f'Answered from the help article "{art.get("title", "")}"'))
+        if d.reason == "unknown":
+            update_brief(conv, step=("bot", "Did not know the answer; offered a person"))
         if d.reason == "cancelled" and action:
             update_brief(conv, step=("bot", f"Offered {action.title.lower()}; the customer declined"))
     elif d.kind == "confirm" and action:

@@ -17,6 +17,8 @@ CLARIFY = (
     "Sorry, I'm not sure I understood. Could you put it another way? I can check an order, change a delivery "
     "address, refund or return an order, or reset a password. And you can ask for a person at any time."
 )
+DECLINED_PERSON = "All right. Is there anything else I can help with?"
+OOS = "oos"  # the intent model's "none of these" label: no action, perhaps a question for the knowledge base
 CANCELLED = "No problem, I haven't changed anything. Is there anything else I can help with?"
 # caredesk.ai.escalation's reasons -> the conductor's handoff reasons (others are kept as they are).
 AI_REASONS = {
@@ -130,8 +132,17 @@ def decide(s: Situation) -> Decision:
     if s.vip and esc.vip:
         return handoff("vip")
 
+    if state.get("offered_person"):  # the bot said it did not know and offered a person
+        state["offered_person"] = False
+        yes = escalation.answer(s.text)
+        if yes is True:
+            return handoff("human_request")
+        if yes is False:
+            d.kind, d.reason, d.text = "reply", "declined_person", DECLINED_PERSON
+            return d
+
     pending = state.get("pending")
-    confident = u.intent if u.intent and u.confidence >= esc.low_confidence else None
+    confident = u.intent if u.intent and u.intent != OOS and u.confidence >= esc.low_confidence else None
     if pending:
         action = spec.action(pending["action"])
         if action is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -140,11 +141,21 @@ def _name(rng: random.Random) -> tuple[str, str]:
     return first, f"{first} {rng.choice(LAST)}"
 
 
-def seed_demo(db: Database, conversations: int = 300, seed: int = 7) -> dict[str, Any]:
+def seed_demo(
+    db: Database, conversations: int = 300, seed: int = 7, *, data_dir: Path | None = None
+) -> dict[str, Any]:
+    """With `data_dir` (the server's), also trains the demo's intent model and indexes its help articles
+    there (once; again only when the examples change)."""
     existing = db.read_sync(lambda s: s.execute(select(Account.id).where(Account.slug == DEMO_SLUG)).scalar())
     if existing is not None:
-        return {"existing": True, "account_id": existing, "admin_email": ADMIN_EMAIL}
-    return db.write_sync(_seed, conversations, seed)
+        info: dict[str, Any] = {"existing": True, "account_id": existing, "admin_email": ADMIN_EMAIL}
+    else:
+        info = db.write_sync(_seed, conversations, seed)
+    if data_dir is not None:
+        from caredesk.automation.demo import install_demo_intelligence
+
+        info.update(install_demo_intelligence(data_dir, int(info["account_id"])))
+    return info
 
 
 def _seed(s: Session, n_conversations: int, seed: int) -> dict[str, Any]:
