@@ -87,7 +87,7 @@ def demo(
 
     db = _db()
     try:
-        info = seed_demo(db, conversations=conversations, seed=seed)
+        info = seed_demo(db, conversations=conversations, seed=seed, data_dir=get_settings().data_dir)
     finally:
         db.close()
     if info.get("existing"):
@@ -114,7 +114,7 @@ def serve(
     if demo_data:
         from caredesk.demo.seed import DEMO_PASSWORD, seed_demo
 
-        info = seed_demo(db)
+        info = seed_demo(db, data_dir=get_settings().data_dir)
         typer.echo(
             f"\n  Caredesk demo: open http://{host}:{port}/  and log in as {info['admin_email']} / {DEMO_PASSWORD}"
         )
