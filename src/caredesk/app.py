@@ -139,6 +139,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         from caredesk.migrate import upgrade
 
         upgrade(svc.db)
+        if svc.registry.get("routing.sweep") is not None:  # the routing sweep runs from boot, not first message
+            from caredesk.routing.jobs import schedule_sweep
+
+            await svc.db.write(schedule_sweep, 0.0)
         await svc.bus.start()
         task = asyncio.create_task(svc.worker.run()) if svc.worker else None
         smtp = await _start_smtp(svc)
