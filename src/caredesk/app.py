@@ -139,7 +139,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         from caredesk.migrate import upgrade
 
         upgrade(svc.db)
-        if svc.registry.get("routing.sweep") is not None:  # the routing sweep runs from boot, not first message
+        # The routing sweep runs from boot, not only once messages flow.
+        if svc.registry.get("routing.sweep") is not None:
             from caredesk.routing.jobs import schedule_sweep
 
             await svc.db.write(schedule_sweep, 0.0)
