@@ -3,9 +3,9 @@ are refused before they are read (a real server stays alive); schemathesis finds
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -78,7 +78,6 @@ async def test_every_json_route_answers_malformed_bodies_with_a_4xx_problem(
                 # (uploads have their own, larger limit: there 2 MB is refused as not multipart)
                 failures.append(f"{method} {route.path} [{name}]: {r.status_code}, expected 413")
     assert not failures, "\n".join(failures)
-    assert len(statuses) >= 200 and sum(200 <= s < 300 for s in statuses) >= 50, sorted(set(statuses))
 
 
 async def test_too_deep_json_is_refused_with_a_reason(
@@ -261,6 +260,7 @@ def test_schemathesis_finds_no_server_error(settings: Settings) -> None:
         if op.path == "/api/v1/events":
             continue  # an endless event stream: exercised in the real-time tests
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            label = mode.value
 
             @hypothesis.given(case=op.as_strategy(generation_mode=mode))
             @hypothesis.settings(
@@ -275,18 +275,16 @@ def test_schemathesis_finds_no_server_error(settings: Settings) -> None:
                 try:
                     response = case.call(headers=dict(acc.auth))
                 except Exception as exc:  # the test client re-raises what the app answered 500 for
-                    failures.append(f"{mode.value} {case.method} {case.formatted_path}: {exc!r}"[:400])
+                    failures.append(f"{label} {case.method} {case.formatted_path}: {exc!r}"[:400])  # noqa: B023 (run is called in this iteration)
                     return
                 statuses.append(response.status_code)
                 if response.status_code >= 500:
                     failures.append(
-                        f"{mode.value} {case.method} {case.formatted_path} body={str(case.body)[:200]}: "
+                        f"{label} {case.method} {case.formatted_path} body={str(case.body)[:200]}: "  # noqa: B023
                         f"{response.status_code} {response.text[:200]}"
                     )
 
-            try:
-                run()
-            except hypothesis.errors.Unsatisfiable:
-                pass  # no negative case exists for an operation without inputs
+            with contextlib.suppress(hypothesis.errors.Unsatisfiable):
+                run()  # (Unsatisfiable: no negative case exists for an operation without inputs)
     assert not failures, "\n".join(failures)
     assert len(statuses) >= 200 and sum(200 <= s < 300 for s in statuses) >= 50, sorted(set(statuses))
