@@ -184,3 +184,18 @@ def test_single_label_training_data_is_refused(app: typer.Typer, tmp_path: Path)
     data.write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": "x"}\n')
     result = runner.invoke(app, ["nlu", "train", "--data", str(data), "--out", str(tmp_path / "m")])
     assert result.exit_code != 0 and "at least two intents" in result.output
+
+
+def test_analyze_adds_the_accounts_intent(
+    trained_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from caredesk.ai.signals import analyze
+
+    shutil.copytree(trained_model, tmp_path / "42" / "intent")
+    monkeypatch.setenv("CAREDESK_AI_MODELS", str(tmp_path))
+    sig = analyze("I need to activate my new card", account_id=42)
+    assert sig.intent == "activate_my_card" and not sig.out_of_scope
+    assert sig.as_record()["intent"] == {"name": "activate_my_card", "confidence": sig.intent_confidence}
+    assert analyze("I need to activate my new card", account_id=7).intent is None  # no model for that account

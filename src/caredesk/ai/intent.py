@@ -19,7 +19,6 @@ import json
 import os
 import pickle
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,17 +42,18 @@ class ModelDirError(Exception):
     """The model folder is missing or not a Caredesk intent model."""
 
 
-@dataclass
 class _Linear:
     """A fitted multinomial logistic regression, kept as plain arrays for fast scoring."""
 
-    coef: npt.NDArray[np.float32]
-    intercept: npt.NDArray[np.float32]
+    def __init__(self, coef: npt.NDArray[np.float32], intercept: npt.NDArray[np.float32]) -> None:
+        # Stored features x classes, contiguous: `x @ coef.T` on a sparse x made scipy copy the
+        # whole transposed matrix on every call (4 ms a message for 77 intents).
+        self.weights = np.ascontiguousarray(coef.T)
+        self.intercept = intercept
 
-    def __post_init__(self) -> None:
-        # Features x classes, contiguous: `x @ coef.T` on a sparse x made scipy copy the whole
-        # (transposed) matrix on every call, 4 ms per message for 77 intents.
-        self.weights = np.ascontiguousarray(self.coef.T)
+    @property
+    def coef(self) -> npt.NDArray[np.float32]:
+        return self.weights.T
 
     def log_proba(self, x: Any) -> Floats:
         logits = np.asarray(x @ self.weights, dtype=np.float64) + self.intercept
