@@ -27,7 +27,9 @@ def problem(
 def install(app: FastAPI) -> None:
     @app.exception_handler(CaredeskError)
     async def _domain(_req: Request, exc: CaredeskError) -> JSONResponse:
-        return problem(exc.status, exc.title, exc.detail, **exc.extra)
+        retry = exc.extra.get("retry_after")
+        headers = {"Retry-After": str(retry)} if retry is not None else None  # a 429 says when to come back
+        return problem(exc.status, exc.title, exc.detail, headers=headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
