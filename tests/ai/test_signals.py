@@ -192,3 +192,23 @@ def test_batch_and_single_agree() -> None:
     texts = ["I want a refund", "agent please"]
     assert [s.as_dict() for s in analyze(texts)] == [analyze(t).as_dict() for t in texts]
     assert analyze([]) == []
+
+
+def test_an_accounts_trained_spam_model_replaces_the_rules(embedder, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from caredesk.ai.spam import SPAM_FILE, SpamClassifier
+
+    from .conftest import SHARED_DATA
+
+    rows = [json.loads(line) for line in (SHARED_DATA / "sms_spam" / "all.jsonl").open()][:600]
+    texts = [r["text"] for r in rows]
+    model = SpamClassifier.train(texts, [r["label"] == "spam" for r in rows], embedder.embed(texts))
+    (tmp_path / "9").mkdir()
+    model.save(tmp_path / "9" / SPAM_FILE)
+    monkeypatch.setenv("CAREDESK_AI_MODELS", str(tmp_path))
+    # SMS-marketing spam the rules alone let through; the account's model catches it.
+    text = "PRIVATE! Your 2003 Account Statement for shows 800 un-redeemed S. I. M. points. Call 08715203694 Identifier Code: 40533 Expires 31/10/04"
+    assert analyze(text).spam is False
+    assert analyze(text, account_id=9).spam is True
+    assert analyze("Hey, are we still meeting at 6 tonight?", account_id=9).spam is False

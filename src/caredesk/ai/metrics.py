@@ -36,9 +36,10 @@ def intent_report(gold: Sequence[str], pred: Sequence[str]) -> dict[str, float |
 
 
 def binary_report(gold: Sequence[bool], pred: Sequence[bool]) -> dict[str, float | int]:
-    tp = sum(g and p for g, p in zip(gold, pred, strict=True))
-    fp = sum((not g) and p for g, p in zip(gold, pred, strict=True))
-    fn = sum(g and not p for g, p in zip(gold, pred, strict=True))
+    pairs = [(bool(g), bool(p)) for g, p in zip(gold, pred, strict=True)]
+    tp = sum(g and p for g, p in pairs)
+    fp = sum((not g) and p for g, p in pairs)
+    fn = sum(g and not p for g, p in pairs)
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0

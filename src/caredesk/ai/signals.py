@@ -19,7 +19,7 @@ from caredesk.ai.language import detect_languages
 from caredesk.ai.protocols import SentimentModel, SpamModel
 from caredesk.ai.sentiment import LexiconSentiment, frustration_cues
 from caredesk.ai.slots import Slot, extract_slots
-from caredesk.ai.spam import SPAM_THRESHOLD, RuleSpamScorer
+from caredesk.ai.spam import SPAM_FILE, SPAM_THRESHOLD, RuleSpamScorer, load_spam_model
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +123,8 @@ def analyze(
 
     `region` is the default country for phone numbers. With `account_id`, and an
     intent model trained for that account under $CAREDESK_AI_MODELS/<account>/intent,
-    the intent and out-of-scope decision are added too.
+    the intent and out-of-scope decision are added too; with a spam model trained for the
+    account (<account>/spam.pkl, see `caredesk.ai.spam.SpamClassifier`), it replaces the rules.
     """
     if isinstance(texts, str):
         return analyze([texts], sentiment, spam, region, account_id)[0]
@@ -132,11 +133,20 @@ def analyze(
     spam_scores = (spam or _spam).score(texts)
     languages = detect_languages(texts)
     intents: list[tuple[str | None, float, bool]] = [(None, 0.0, False)] * len(texts)
-    if account_id is not None and (_intent_folder(account_id) / "meta.json").is_file():
-        from caredesk.ai.intent import load_intent_model
+    folder = _intent_folder(account_id).parent if account_id is not None else None
+    has_intent = folder is not None and (folder / "intent" / "meta.json").is_file()
+    has_spam = folder is not None and spam is None and (folder / SPAM_FILE).is_file()
+    if folder is not None and (has_intent or has_spam):
+        from caredesk.ai.embedder import get_embedder
 
-        model = load_intent_model(_intent_folder(account_id))
-        intents = [(p.label, p.confidence, p.out_of_scope) for p in model.predict(texts)]
+        vectors = get_embedder().embed(texts)  # shared by the account's models
+        if has_intent:
+            from caredesk.ai.intent import load_intent_model
+
+            model = load_intent_model(folder / "intent")
+            intents = [(p.label, p.confidence, p.out_of_scope) for p in model.predict(texts, vectors)]
+        if has_spam:
+            spam_scores = load_spam_model(folder / SPAM_FILE).score(texts, vectors)
     out = []
     for (intent, intent_conf, oos), text, (mood, frustration), spam_score, language in zip(
         intents, texts, moods, spam_scores, languages, strict=True

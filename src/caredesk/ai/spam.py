@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 SPAM_THRESHOLD = 0.5
+SPAM_FILE = "spam.pkl"  # an account's trained model, beside its intent model
 
 _RULES: list[tuple[str, float]] = [
     # prizes, lotteries, advance fees
@@ -173,3 +174,15 @@ class SpamClassifier:
         with Path(path).open("rb") as fh:
             data = pickle.load(fh)  # noqa: S301 - only files written by `save`
         return cls(data["parts"], data["threshold"])
+
+
+_loaded: dict[tuple[str, float], SpamClassifier] = {}
+
+
+def load_spam_model(path: str | Path) -> SpamClassifier:
+    """Load (once per file version) a model saved by `SpamClassifier.save`."""
+    file = Path(path).resolve()
+    key = (str(file), file.stat().st_mtime)
+    if key not in _loaded:
+        _loaded[key] = SpamClassifier.load(file)
+    return _loaded[key]
