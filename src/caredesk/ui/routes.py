@@ -28,6 +28,7 @@ from caredesk.platform.events import record_event
 from caredesk.platform.security import constant_time_equal, new_token
 from caredesk.services import Services
 from caredesk.ui import admin, views
+from caredesk.ui.actions import router as actions_router
 from caredesk.ui.render import fragment, page
 from caredesk.ui.session import LoginRequired, Viewer, services, viewer
 from caredesk.web.deps import SESSION_COOKIE, ActorDep, ServicesDep
@@ -398,6 +399,7 @@ router.include_router(admin.router)
 
 def setup(app: FastAPI, services_: Services) -> None:
     app.include_router(router)
+    app.include_router(actions_router)
     STATIC.mkdir(parents=True, exist_ok=True)
     app.mount("/static/ui", StaticFiles(directory=STATIC, check_dir=False), name="ui-static")
 
