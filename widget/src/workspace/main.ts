@@ -260,6 +260,15 @@ function onEvent(ev: LiveEvent) {
         renderPresence();
       }
       break;
+    case "routing.assigned":
+      // The bot (or routing) handed a conversation to me: say so on screen, and with sound/browser
+      // notifications when they are on.
+      if (d.agent_id === ME) {
+        refreshList();
+        toast(`Handed over to you: conversation #${ev.conversation_id}`);
+        notify("Handed over to you", `Conversation #${ev.conversation_id}`);
+      }
+      break;
     case "agent.updated":
       break;
   }
