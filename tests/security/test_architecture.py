@@ -27,10 +27,6 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     # Alembic's environment must see every table to run and autogenerate migrations; it is the migration
     # runner, not platform code that runs inside a request.
     ("caredesk.platform.migrations.env", "caredesk.models"): "Alembic env loads every domain's tables",
-    # VIOLATION (reported, not fixed here): merging contacts moves the merged contact's conversations, so
-    # contacts reaches up into conversations (lazily, inside merge_contacts/unmerge_contacts). The right
-    # shape is for conversations to own the move (e.g. a merge hook registered by conversations).
-    ("caredesk.contacts.actions", "caredesk.conversations.models"): "contact merge moves conversations",
 }
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from caredesk.accounts.actors import Actor
 from caredesk.contacts.identities import normalize_identity
-from caredesk.contacts.models import Contact, ContactMerge, Identity
+from caredesk.contacts.models import Contact, Identity
 from caredesk.platform.audit import audit
 from caredesk.platform.db import SQL, RetryTransaction, raw
-from caredesk.platform.errors import Conflict, Invalid, NotFound
+from caredesk.platform.errors import Conflict, NotFound
 from caredesk.platform.events import record_event
 from caredesk.platform.models import utcnow
 
@@ -230,104 +230,3 @@ def search_contacts(
     if before_id:
         stmt = stmt.where(Contact.id < before_id)
     return list(session.execute(stmt.order_by(Contact.id.desc()).limit(limit)).scalars())
-
-
-def merge_contacts(session: Session, actor: Actor, survivor_id: int, merged_id: int) -> ContactMerge:
-    """Move identities and conversations of `merged_id` onto `survivor_id`, recording what moved."""
-    from caredesk.conversations.models import Conversation  # conversations sit above contacts
-
-    if survivor_id == merged_id:
-        raise Invalid("cannot merge a contact into itself")
-    survivor = get_contact(session, actor.account_id, survivor_id)
-    merged = get_contact(session, actor.account_id, merged_id)
-    if survivor.merged_into_id or merged.merged_into_id:
-        raise Conflict("one of these contacts is already merged")
-    ident_ids = list(session.execute(select(Identity.id).where(Identity.contact_id == merged.id)).scalars())
-    conv_ids = list(
-        session.execute(select(Conversation.id).where(Conversation.contact_id == merged.id)).scalars()
-    )
-    before = {
-        "survivor": {
-            "facts": survivor.facts,
-            "labels": survivor.labels,
-            "email": survivor.email,
-            "phone": survivor.phone,
-        }
-    }
-    session.execute(update(Identity).where(Identity.id.in_(ident_ids)).values(contact_id=survivor.id))
-    session.execute(update(Conversation).where(Conversation.id.in_(conv_ids)).values(contact_id=survivor.id))
-    survivor.facts = {**merged.facts, **survivor.facts}
-    survivor.labels = sorted(set(survivor.labels) | set(merged.labels))
-    survivor.email = survivor.email or merged.email
-    survivor.phone = survivor.phone or merged.phone
-    survivor.name = survivor.name or merged.name
-    merged.merged_into_id = survivor.id
-    rec = ContactMerge(
-        account_id=actor.account_id,
-        survivor_id=survivor.id,
-        merged_id=merged.id,
-        moved={"identities": ident_ids, "conversations": conv_ids, **before},
-    )
-    session.add(rec)
-    session.flush()
-    audit(
-        session,
-        actor.account_id,
-        actor.audit_ref,
-        "contact.merged",
-        "contact",
-        survivor.id,
-        {"merged_id": merged.id, "merge_id": rec.id, "identities": ident_ids, "conversations": conv_ids},
-    )
-    record_event(
-        session,
-        actor.account_id,
-        "contact.merged",
-        {"survivor_id": survivor.id, "merged_id": merged.id, "merge_id": rec.id},
-        contact_id=survivor.id,
-    )
-    return rec
-
-
-def unmerge_contacts(session: Session, actor: Actor, merge_id: int) -> ContactMerge:
-    from caredesk.conversations.models import Conversation
-
-    rec = session.get(ContactMerge, merge_id)
-    if rec is None or rec.account_id != actor.account_id:
-        raise NotFound("merge not found")
-    if rec.undone_at is not None:
-        raise Conflict("this merge was already undone")
-    survivor = get_contact(session, actor.account_id, rec.survivor_id)
-    merged = get_contact(session, actor.account_id, rec.merged_id)
-    session.execute(
-        update(Identity).where(Identity.id.in_(rec.moved.get("identities", []))).values(contact_id=merged.id)
-    )
-    session.execute(
-        update(Conversation)
-        .where(Conversation.id.in_(rec.moved.get("conversations", [])))
-        .values(contact_id=merged.id)
-    )
-    prev = rec.moved.get("survivor", {})
-    survivor.facts = prev.get("facts", survivor.facts)
-    survivor.labels = prev.get("labels", survivor.labels)
-    survivor.email = prev.get("email", survivor.email)
-    survivor.phone = prev.get("phone", survivor.phone)
-    merged.merged_into_id = None
-    rec.undone_at = utcnow()
-    audit(
-        session,
-        actor.account_id,
-        actor.audit_ref,
-        "contact.unmerged",
-        "contact",
-        survivor.id,
-        {"merge_id": rec.id, "restored_id": merged.id},
-    )
-    record_event(
-        session,
-        actor.account_id,
-        "contact.unmerged",
-        {"survivor_id": survivor.id, "restored_id": merged.id, "merge_id": rec.id},
-        contact_id=survivor.id,
-    )
-    return rec

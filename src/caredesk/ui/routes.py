@@ -18,9 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from caredesk.accounts import actions as acc
-from caredesk.contacts.actions import find_contact_by_identity, merge_contacts
+from caredesk.contacts.actions import find_contact_by_identity
 from caredesk.contacts.identities import normalize_email
 from caredesk.conversations import actions as cv
+from caredesk.conversations.merge import merge_contacts
 from caredesk.conversations.models import Attachment, Conversation, Message
 from caredesk.conversations.queries import ConversationFilter
 from caredesk.platform.errors import CaredeskError, Invalid, NotFound

@@ -40,10 +40,11 @@ from sqlalchemy.orm import Session
 from caredesk.accounts.actions import inbox_by_public_token
 from caredesk.accounts.actors import system_actor
 from caredesk.accounts.models import Account, Agent, Inbox
-from caredesk.contacts.actions import find_contact_by_identity, merge_contacts, resolve_identity
+from caredesk.contacts.actions import find_contact_by_identity, resolve_identity
 from caredesk.contacts.identities import normalize_email
 from caredesk.contacts.models import Contact, Identity
 from caredesk.conversations.inbound import Inbound, InboundAttachment, receive_inbound
+from caredesk.conversations.merge import merge_contacts
 from caredesk.conversations.models import Attachment, Conversation, Message
 from caredesk.platform.errors import Conflict, Invalid, NotFound, Unauthorized
 from caredesk.platform.events import Event, EventRow, record_event, stream_bounds

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from caredesk.contacts import actions as ct
+from caredesk.conversations.merge import merge_contacts, unmerge_contacts
 from caredesk.conversations.queries import ConversationFilter, contact_timeline, list_conversations
 from caredesk.web.api.schemas import ContactIn, ContactPatch, IdentityIn, MergeIn
 from caredesk.web.deps import ActorDep, ServicesDep
@@ -46,7 +47,7 @@ async def create(body: ContactIn, actor: ActorDep, svc: ServicesDep) -> dict[str
 @router.post("/merge", status_code=201)
 async def merge(body: MergeIn, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
     def w(s: Session) -> dict[str, Any]:
-        rec = ct.merge_contacts(s, actor, body.survivor_id, body.merged_id)
+        rec = merge_contacts(s, actor, body.survivor_id, body.merged_id)
         return {
             "merge_id": rec.id,
             "survivor_id": rec.survivor_id,
@@ -60,7 +61,7 @@ async def merge(body: MergeIn, actor: ActorDep, svc: ServicesDep) -> dict[str, A
 @router.post("/merges/{merge_id}/undo")
 async def unmerge(merge_id: int, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
     def w(s: Session) -> dict[str, Any]:
-        rec = ct.unmerge_contacts(s, actor, merge_id)
+        rec = unmerge_contacts(s, actor, merge_id)
         return {"merge_id": rec.id, "survivor_id": rec.survivor_id, "restored_id": rec.merged_id}
 
     return await svc.db.write(w)
