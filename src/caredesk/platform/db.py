@@ -3,12 +3,12 @@
 Domain actions are plain synchronous functions that take a `Session`. The async web layer runs them
 through `Database.write` / `Database.read`:
 
-* SQLite: every write goes through one writer thread that groups concurrent requests into one
-  transaction (each request in its own SAVEPOINT, so one failing request never undoes another).
-  One thread hop per request instead of one per SQL statement is what lets the embedded default
-  take thousands of inbound messages per second; SQLite has a single writer anyway.
-* PostgreSQL: writes run in a thread pool, one transaction each, retried on a lost race
-  (unique violation / serialization failure) so callers never see it.
+Every write goes through one writer thread per process that groups concurrent requests into one
+transaction, each request in its own SAVEPOINT (one failing request never undoes another):
+* SQLite: one thread hop per request instead of one per SQL statement; SQLite has a single writer anyway.
+* PostgreSQL: group commit, one fsync per batch instead of per request. Several processes write at
+  once in scaled mode; a request that loses a race on a unique key to another process (unique
+  violation / serialization failure) is run again inside its savepoint, so callers never see it.
 
 Nothing is acknowledged before `write` returns, and `write` returns only after COMMIT.
 After commit the `after_commit` hooks run (event publishing, waking the job worker).
@@ -29,7 +29,7 @@ from typing import Any, ParamSpec, TypeVar
 import anyio
 from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
 
@@ -126,15 +126,17 @@ class _Request:
     future: concurrent.futures.Future[tuple[Any, CommitOutcome]]
 
 
-class _SQLiteWriter:
-    """One thread, one connection, group commit."""
+class _BatchWriter:
+    """One thread, one connection, group commit: concurrent writes share one COMMIT (one fsync on
+    PostgreSQL), each in its own SAVEPOINT so that a failing request undoes only itself."""
 
     max_batch = 128
+    max_attempts = 5
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
-        self.thread = threading.Thread(target=self._run, name="caredesk-sqlite-writer", daemon=True)
+        self.thread = threading.Thread(target=self._run, name="caredesk-writer", daemon=True)
         self.thread.start()
 
     def submit(self, req: _Request) -> None:
@@ -177,7 +179,7 @@ class _SQLiteWriter:
                 self._run_single(req)
             return
         except BaseException as exc:
-            log.exception("sqlite batch commit failed")
+            log.exception("batch commit failed")
             for req in live:
                 req.future.set_exception(exc)
             return
@@ -193,40 +195,51 @@ class _SQLiteWriter:
     ) -> list[tuple[_Request, Any, CommitOutcome | None, BaseException | None]]:
         results: list[tuple[_Request, Any, CommitOutcome | None, BaseException | None]] = []
         with Session(self.engine, expire_on_commit=False) as session:
-            r = raw(session)  # starts the transaction (BEGIN IMMEDIATE)
+            r = raw(session)  # starts the transaction (BEGIN IMMEDIATE on SQLite)
             for req in live:
-                outcome = CommitOutcome()
-                session.info["outcome"] = outcome
-                r.cur.execute("SAVEPOINT item")
-                try:
-                    value = req.fn(session, *req.args, **req.kwargs)
-                    session.flush()
-                    r.cur.execute("RELEASE item")
-                    results.append((req, value, outcome, None))
-                except BaseException as exc:
-                    if not session.is_active or session.in_nested_transaction():
-                        raise _Poisoned() from exc
-                    r.cur.execute("ROLLBACK TO item")
-                    r.cur.execute("RELEASE item")
-                    results.append((req, None, None, exc))
-                finally:
-                    # Detach what this request loaded (its returned objects keep their values); the next
-                    # request reads fresh rows, never another request's possibly rolled-back state.
-                    session.expunge_all()
+                for attempt in range(1, self.max_attempts + 1):
+                    outcome = CommitOutcome()
+                    session.info["outcome"] = outcome
+                    r.cur.execute("SAVEPOINT item")
+                    try:
+                        value = req.fn(session, *req.args, **req.kwargs)
+                        session.flush()
+                        r.cur.execute("RELEASE item")
+                        results.append((req, value, outcome, None))
+                        break
+                    except BaseException as exc:
+                        if not session.is_active or session.in_nested_transaction():
+                            raise _Poisoned() from exc
+                        r.cur.execute("ROLLBACK TO item")
+                        r.cur.execute("RELEASE item")
+                        # Another process won a race on a unique key (PostgreSQL, several processes): its
+                        # row is committed now, so running the request again finds it.
+                        if attempt < self.max_attempts and _is_race(exc):
+                            continue
+                        results.append((req, None, None, exc))
+                        break
+                    finally:
+                        # Detach what this request loaded (its returned objects keep their values); the next
+                        # request reads fresh rows, never another request's possibly rolled-back state.
+                        session.expunge_all()
             session.commit()
         return results
 
     def _run_single(self, req: _Request) -> None:
-        outcome = CommitOutcome()
-        try:
-            with Session(self.engine, expire_on_commit=False) as session:
-                session.info["outcome"] = outcome
-                with session.begin():
-                    value = req.fn(session, *req.args, **req.kwargs)
-        except BaseException as exc:
-            req.future.set_exception(exc)
+        for attempt in range(1, self.max_attempts + 1):
+            outcome = CommitOutcome()
+            try:
+                with Session(self.engine, expire_on_commit=False) as session:
+                    session.info["outcome"] = outcome
+                    with session.begin():
+                        value = req.fn(session, *req.args, **req.kwargs)
+            except BaseException as exc:
+                if attempt < self.max_attempts and _is_race(exc):
+                    continue
+                req.future.set_exception(exc)
+                return
+            req.future.set_result((value, outcome))
             return
-        req.future.set_result((value, outcome))
 
 
 class _Poisoned(Exception):
@@ -239,7 +252,7 @@ class Database:
         self.is_sqlite = self.url.startswith("sqlite")
         self.engine = _make_engine(self.url, writer=True)
         self.read_engine = _make_engine(self.url, writer=False) if self.is_sqlite else self.engine
-        self._writer = _SQLiteWriter(self.engine) if self.is_sqlite else None
+        self._writer = _BatchWriter(self.engine)
         self._limiter = anyio.CapacityLimiter(16)
         self.after_commit: list[AfterCommit] = []
 
@@ -249,14 +262,9 @@ class Database:
 
     async def write(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run `fn(session, *args)` in a write transaction; return after COMMIT."""
-        if self._writer is not None:
-            fut: concurrent.futures.Future[tuple[Any, CommitOutcome]] = concurrent.futures.Future()
-            self._writer.submit(_Request(fn, args, kwargs, fut))
-            value, outcome = await asyncio.wrap_future(fut)
-        else:
-            value, outcome = await anyio.to_thread.run_sync(
-                lambda: self._write_pg(fn, args, kwargs), limiter=self._limiter
-            )
+        fut: concurrent.futures.Future[tuple[Any, CommitOutcome]] = concurrent.futures.Future()
+        self._writer.submit(_Request(fn, args, kwargs, fut))
+        value, outcome = await asyncio.wrap_future(fut)
         if outcome.events or outcome.jobs_enqueued:
             for hook in self.after_commit:
                 try:
@@ -264,24 +272,6 @@ class Database:
                 except Exception:
                     log.exception("after-commit hook failed")
         return value  # type: ignore[no-any-return]
-
-    def _write_pg(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[Any, CommitOutcome]:
-        attempts = 0
-        while True:
-            attempts += 1
-            outcome = CommitOutcome()
-            try:
-                with Session(self.engine, expire_on_commit=False) as session:
-                    session.info["outcome"] = outcome
-                    with session.begin():
-                        value = fn(session, *args, **kwargs)
-                    return value, outcome
-            except (RetryTransaction, IntegrityError, OperationalError) as exc:
-                if attempts >= 5 or not _is_race(exc):
-                    raise
-                log.debug("retrying transaction after %s", type(exc).__name__)
 
     def write_sync(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """For the CLI and scripts: one transaction, no after-commit hooks."""
@@ -302,8 +292,7 @@ class Database:
             return fn(session, *args, **kwargs)
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.stop()
+        self._writer.stop()
         self.engine.dispose()
         if self.read_engine is not self.engine:
             self.read_engine.dispose()
@@ -312,11 +301,12 @@ class Database:
 def _is_race(exc: BaseException) -> bool:
     if isinstance(exc, RetryTransaction):
         return True
-    if isinstance(exc, DBAPIError):
-        code = getattr(exc.orig, "sqlstate", None)
-        # unique_violation, serialization_failure, deadlock_detected
-        return code in {"23505", "40001", "40P01"}
-    return False
+    # Wrapped by SQLAlchemy, or raised by the driver itself for `Raw` statements.
+    code = (
+        getattr(exc.orig, "sqlstate", None) if isinstance(exc, DBAPIError) else getattr(exc, "sqlstate", None)
+    )
+    # unique_violation, serialization_failure, deadlock_detected
+    return code in {"23505", "40001", "40P01"}
 
 
 class SQL:
