@@ -56,9 +56,11 @@ def main() -> None:
     test = [json.loads(line)["text"] for line in (DATA / "banking77" / "test.jsonl").open()]
     started, cpu_started = time.perf_counter(), time.process_time()
     model = IntentClassifier.train([r["text"] for r in train], [r["label"] for r in train], embedder=emb)
+    wall, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     print(
-        f"training on BANKING77 ({len(train)} rows, embedding included): {time.perf_counter() - started:.1f}s"
+        f"training on BANKING77 ({len(train)} rows, embedding included): {wall:.1f}s wall, {cpu_s:.1f}s CPU"
     )
+    print(f"load average: {os.getloadavg()[0]:.2f}")
     analyze(["warm up the language detector", "Hola, ¿dónde está mi pedido?"])
     print(f"RSS with embedder + BANKING77 intent model + signals loaded: {rss_mb():.0f} MB")
 
