@@ -19,6 +19,7 @@ stays out of its way.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -40,10 +41,10 @@ def _pending_text(session: Session, message_id: int) -> tuple[int, str] | None:
     return msg.account_id, msg.content or ""
 
 
-def _analyze(text: str, account_id: int) -> dict[str, Any]:
-    from caredesk.ai.signals import analyze
+def _analyze(text: str, account_id: int, data_dir: Path | None) -> dict[str, Any]:
+    from caredesk.ai.signals import analyze, models_root
 
-    return analyze(text, account_id=account_id).as_record()
+    return analyze(text, account_id=account_id, models_dir=models_root(data_dir)).as_record()
 
 
 def store_signals(session: Session, message_id: int, record: dict[str, Any]) -> bool:
@@ -97,7 +98,8 @@ async def annotate(ctx: JobContext, message_id: int, conversation_id: int) -> No
         return
     account_id, text = pending
     # The models are CPU-bound: keep them off the event loop.
-    record = await anyio.to_thread.run_sync(_analyze, text, account_id)
+    settings = getattr(ctx.services, "settings", None)
+    record = await anyio.to_thread.run_sync(_analyze, text, account_id, getattr(settings, "data_dir", None))
     await ctx.db.write(store_signals, message_id, record)
 
 

@@ -83,9 +83,21 @@ def _slot_map(spans: list[Slot]) -> dict[str, str]:
     return out
 
 
-def _intent_folder(account_id: int | str) -> Path:
-    root = os.environ.get("CAREDESK_AI_MODELS") or Path.home() / ".local" / "share" / "caredesk" / "models"
-    return Path(root) / str(account_id) / "intent"
+def models_root(data_dir: Path | None = None) -> Path:
+    """Where per-account models live: $CAREDESK_AI_MODELS, else `<data_dir>/models` of this install
+    (an account id alone is not unique across installs, so never a per-user folder)."""
+    env = os.environ.get("CAREDESK_AI_MODELS")
+    if env:
+        return Path(env)
+    if data_dir is None:
+        from caredesk.settings import get_settings
+
+        data_dir = get_settings().data_dir
+    return Path(data_dir) / "models"
+
+
+def _intent_folder(account_id: int | str, root: Path | None = None) -> Path:
+    return (root or models_root()) / str(account_id) / "intent"
 
 
 _sentiment: SentimentModel = LexiconSentiment()
@@ -99,6 +111,7 @@ def analyze(  # type: ignore[overload-overlap]  # a str is also a Sequence[str];
     spam: SpamModel | None = ...,
     region: str = ...,
     account_id: int | str | None = ...,
+    models_dir: Path | None = ...,
 ) -> Signals: ...
 
 
@@ -109,6 +122,7 @@ def analyze(
     spam: SpamModel | None = ...,
     region: str = ...,
     account_id: int | str | None = ...,
+    models_dir: Path | None = ...,
 ) -> list[Signals]: ...
 
 
@@ -118,22 +132,23 @@ def analyze(
     spam: SpamModel | None = None,
     region: str = "GB",
     account_id: int | str | None = None,
+    models_dir: Path | None = None,
 ) -> Signals | list[Signals]:
     """Signals for each text, in order (one text in, one `Signals` out).
 
     `region` is the default country for phone numbers. With `account_id`, and an
-    intent model trained for that account under $CAREDESK_AI_MODELS/<account>/intent,
+    intent model trained for that account under `models_dir` (default: `models_root()`)/<account>/intent,
     the intent and out-of-scope decision are added too; with a spam model trained for the
     account (<account>/spam.pkl, see `caredesk.ai.spam.SpamClassifier`), it replaces the rules.
     """
     if isinstance(texts, str):
-        return analyze([texts], sentiment, spam, region, account_id)[0]
+        return analyze([texts], sentiment, spam, region, account_id, models_dir)[0]
     texts = list(texts)
     moods = (sentiment or _sentiment).score(texts)
     spam_scores = (spam or _spam).score(texts)
     languages = detect_languages(texts)
     intents: list[tuple[str | None, float, bool]] = [(None, 0.0, False)] * len(texts)
-    folder = _intent_folder(account_id).parent if account_id is not None else None
+    folder = _intent_folder(account_id, models_dir).parent if account_id is not None else None
     has_intent = folder is not None and (folder / "intent" / "meta.json").is_file()
     has_spam = folder is not None and spam is None and (folder / SPAM_FILE).is_file()
     if folder is not None and (has_intent or has_spam):

@@ -1,11 +1,8 @@
 """The account's intent model, trained from the business's own labelled examples.
 
-Models are stored per installation and account under `<data_dir>/models/<account id>/intent` (the
-layout `caredesk.ai.signals` uses under `$CAREDESK_AI_MODELS`; point that variable at
-`<data_dir>/models` and the AI pipeline step annotates intents too). A global folder keyed only by
-account id would leak one installation's model into another's account with the same id, so the
-conductor reads the model from the data directory itself (`predict_intent`) when the AI step left
-no intent. `ensure_intent_model` trains from a YAML file of `intent: [examples...]` (the demo shop ships
+Models are stored per installation and account under `<data_dir>/models/<account id>/intent`, the
+same place the AI pipeline step reads (`caredesk.ai.signals.models_root`), so its signals carry the
+intent too; the conductor also asks the model itself (`predict_intent`) when the step left none. `ensure_intent_model` trains from a YAML file of `intent: [examples...]` (the demo shop ships
 `caredesk/demo/intents.yaml`) and stores a fingerprint of the examples next to the model: trained once,
 again only when the examples change. Loaded models are cached by `caredesk.ai.intent.load_intent_model`.
 """
