@@ -114,8 +114,15 @@ def sweep_all(session: Session) -> dict[int, dict[str, Any]]:
     return {aid: sweep_account(session, aid) for aid in ids}
 
 
+def _account_ids(session: Session) -> list[int]:
+    return list(session.execute(select(Account.id)).scalars())
+
+
 async def sweep_job(ctx: JobContext) -> None:
-    await ctx.db.write(sweep_all)
+    # One write per account, not one for all: the writer is shared with every customer message, and a
+    # single long transaction would hold them all back while it runs.
+    for account_id in await ctx.db.read(_account_ids):
+        await ctx.db.write(sweep_account, account_id)
     await ctx.db.write(schedule_sweep)
 
 
