@@ -18,6 +18,9 @@ from caredesk.platform.errors import Invalid
 from caredesk.services import Services
 from tests.conftest import AccountFixture
 
+# The whole module runs on PostgreSQL too (make test), not only on SQLite.
+pytestmark = pytest.mark.postgres
+
 DEMO = (Path(__file__).resolve().parents[2] / "src" / "caredesk" / "demo" / "actions.yaml").read_text()
 
 

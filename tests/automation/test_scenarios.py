@@ -10,6 +10,9 @@ from caredesk.automation.models import ActionRun
 from caredesk.contacts.models import Contact
 from tests.automation.conftest import Desk
 
+# The whole module runs on PostgreSQL too (make test), not only on SQLite.
+pytestmark = pytest.mark.postgres
+
 
 async def _runs(desk: Desk, conversation_id: int) -> list[ActionRun]:
     return await desk.services.db.read(

@@ -3,9 +3,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
+
 from caredesk.conversations.models import Conversation
 from caredesk.routing.hours import add_business_seconds, business_seconds, is_open, next_open, parse_hours
 from caredesk.routing.sla import clocks, worst
+
+# The whole module runs on PostgreSQL too (make test), not only on SQLite.
+pytestmark = pytest.mark.postgres
 
 BERLIN = {"timezone": "Europe/Berlin", "business_hours": {"mon-fri": "08:00-20:00", "sat": "10:00-16:00"}}
 

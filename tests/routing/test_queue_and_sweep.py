@@ -3,9 +3,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from caredesk.accounts.models import Agent
 from tests.automation.conftest import Desk
+
+# The whole module runs on PostgreSQL too (make test), not only on SQLite.
+pytestmark = pytest.mark.postgres
 
 
 async def test_queue_position_wait_and_callback_offer(desk: Desk) -> None:

@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
@@ -21,6 +22,9 @@ from caredesk.routing import router
 from caredesk.routing.models import Assignment, QueueEntry
 from caredesk.services import Services
 from tests.conftest import AccountFixture
+
+# The whole module runs on PostgreSQL too (make test), not only on SQLite.
+pytestmark = pytest.mark.postgres
 
 agent_st = st.fixed_dictionaries(
     {

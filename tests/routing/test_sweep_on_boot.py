@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from caredesk.app import create_app
 from caredesk.platform.jobs import Job
 from caredesk.services import Services
+
+# The whole module runs on PostgreSQL too (make test), not only on SQLite.
+pytestmark = pytest.mark.postgres
 
 
 async def test_sweep_is_scheduled_on_boot(services: Services) -> None:
