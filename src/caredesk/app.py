@@ -187,7 +187,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(SecurityHeaders)
     app.add_middleware(
         RateLimitMiddleware,
-        limiter=RateLimiter(settings.rate_limit_per_minute),
+        limiter=svc.extras.get("rate_limiter") or RateLimiter(settings.rate_limit_per_minute),
         exempt_prefixes=("/healthz", "/static"),
     )
     app.add_middleware(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -152,7 +153,10 @@ def parse_json_body(body: bytes, max_depth: int) -> Any:
 class RateLimiter:
     """A token bucket per key (IP or account); in-process, so per server process."""
 
-    def __init__(self, per_minute: int, max_keys: int = 100_000) -> None:
+    def __init__(
+        self, per_minute: int, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.clock = clock  # injectable, so tests can hold time still
         self.rate = per_minute / 60.0
         self.burst = float(max(1, per_minute // 6))
         self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
@@ -160,7 +164,7 @@ class RateLimiter:
 
     def check(self, key: str, cost: float = 1.0) -> float | None:
         """None if allowed, else the seconds to wait (for Retry-After)."""
-        now = time.monotonic()
+        now = self.clock()
         tokens, last = self.buckets.get(key, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
         if tokens >= cost:
