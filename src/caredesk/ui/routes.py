@@ -204,6 +204,31 @@ async def messages_partial(
     )
 
 
+@router.get("/ui/c/{conversation_id}/messages/{message_id}")
+async def message_partial(request: Request, conversation_id: int, message_id: int) -> HTMLResponse:
+    """One timeline entry as it is now (its delivery status changed: queued -> sent, or failed)."""
+    v = await viewer(request)
+    svc = services(request)
+    item = await svc.db.read(views.timeline_item, v.actor.account_id, conversation_id, message_id)
+    return await _message_html(svc, v.actor.account_id, conversation_id, item)
+
+
+async def _message_html(
+    svc: Services, account_id: int, conversation_id: int, item: dict[str, Any]
+) -> HTMLResponse:
+    d = await svc.db.read(views.directory, account_id)
+    return HTMLResponse(
+        fragment(
+            "_messages.html",
+            items=[item],
+            agent_names=d["agent_names"],
+            inboxes=d["inboxes"],
+            conv_id=conversation_id,
+            single=True,
+        )
+    )
+
+
 # ---------------------------------------------------------------- conversation actions (htmx)
 
 

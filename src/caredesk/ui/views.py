@@ -18,7 +18,8 @@ from caredesk.conversations.queries import (
     conversation_counts,
     list_conversations,
 )
-from caredesk.conversations.serialize import conversation_json
+from caredesk.conversations.serialize import conversation_json, message_json
+from caredesk.platform.errors import NotFound
 
 DEFAULT_SNIPPETS = [
     {"name": "Greeting", "body": "Hi {first_name}, thanks for getting in touch! "},
@@ -84,6 +85,20 @@ def timeline(s: Session, account_id: int, contact_id: int, after_id: int = 0) ->
     for m in items:
         m["files"] = atts.get(m["id"], [])
     return items
+
+
+def timeline_item(s: Session, account_id: int, conversation_id: int, message_id: int) -> dict[str, Any]:
+    """One timeline entry, as `timeline` shows it, for a message of this conversation's contact."""
+    conv = get_conversation(s, account_id, conversation_id)
+    m = s.get(Message, message_id)
+    owner = s.get(Conversation, m.conversation_id) if m is not None and m.account_id == account_id else None
+    if m is None or owner is None or owner.contact_id != conv.contact_id:
+        raise NotFound("message not found")
+    item = message_json(m)
+    inbox = s.get(Inbox, m.inbox_id)
+    item["channel"] = inbox.channel if inbox is not None else ""
+    item["files"] = _attachments(s, [m.id]).get(m.id, [])
+    return item
 
 
 def conversation_view(s: Session, account_id: int, conversation_id: int) -> dict[str, Any]:

