@@ -195,6 +195,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         max_bytes=settings.max_body_bytes,
         upload_max_bytes=settings.max_upload_bytes,
         upload_prefixes=("/api/v1/uploads", "/widget/api/uploads"),
+        upload_patterns=(r"/ui/c/\d+/reply", r"/api/v1/conversations/\d+/attachments"),
     )
     return app
 
@@ -213,6 +214,7 @@ def _include_optional(app: FastAPI, svc: Services) -> None:
     for module in (
         "caredesk.channels.routes",
         "caredesk.web.widget",
+        "caredesk.web.files",
         "caredesk.ui.routes",
         "caredesk.web.api.knowledge",
         "caredesk.web.api.automation",

@@ -45,6 +45,8 @@ PUBLIC_BY_DESIGN: dict[str, str] = {
     "/webhooks/{channel}/{token}": "provider webhook keyed by the inbox public token, authenticated by the "
     "provider's signature on the raw bytes",
     "/widget/assets/{name}": "the widget's static bundle by file name; holds no tenant data",
+    "/files/{token}": "a customer's download link to one file an agent sent: the token is signed with the "
+    "install's secret and names the account and the attachment",
 }
 MOUNTS_BY_DESIGN: dict[str, str] = {
     "/static/ui": "the workspace's CSS and JavaScript; no tenant data",
@@ -79,6 +81,10 @@ def _bodies(w: World) -> dict[tuple[str, str], dict[str, Any]]:
         ("PATCH", "/api/v1/conversations/{conversation_id}"): {"json": {"priority": "urgent"}},
         ("POST", "/api/v1/conversations/{conversation_id}/messages"): {"json": {"content": "pwned"}},
         ("POST", "/api/v1/conversations/{conversation_id}/notes"): {"json": {"content": "pwned"}},
+        ("POST", "/api/v1/conversations/{conversation_id}/attachments"): {
+            "data": {"content": "pwned"},
+            "files": [("files", ("pwned.txt", b"pwned", "text/plain"))],
+        },
         ("POST", "/api/v1/conversations/{conversation_id}/assign"): {"json": {"agent_id": b_admin}},
         ("POST", "/api/v1/conversations/{conversation_id}/transfer"): {
             "json": {"note": "x", "agent_id": b_admin}
@@ -378,6 +384,18 @@ async def test_public_routes_with_a_public_token_but_no_credentials_write_and_re
         )
         assert r.status_code in (401, 404), r.text
         w.assert_no_leak(r.text, "widget file")
+    # A file link that is not one the server signed (another secret, a changed byte, garbage) finds nothing.
+    from caredesk.conversations.attachments import link_token
+
+    good = link_token(services.settings.secret_key, w.a.id, 1)
+    for bad in (
+        link_token("another-install-secret", w.a.id, 1),
+        ("B" if good[0] != "B" else "C") + good[1:],
+        "not-a-token",
+    ):
+        r = await client.get(f"/files/{bad}")
+        assert r.status_code == 404, (bad, r.status_code, r.text)
+        w.assert_no_leak(r.text, "file link")
     for name in ("frame.js", "../../pyproject.toml", "%2e%2e%2fsettings.py"):
         r = await client.get(f"/widget/assets/{name}")
         assert r.status_code in (200, 404), r.text

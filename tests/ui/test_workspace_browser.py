@@ -5,6 +5,7 @@ letters are listed and retried, and the main flows work with the keyboard alone.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from caredesk.demo.seed import ADMIN_EMAIL, DEMO_SLUG, seed_demo
 from caredesk.migrate import upgrade
 from caredesk.platform.db import Database
 from caredesk.settings import Settings
-from tests.conftest import LiveServer, server_env, start_server
+from tests.conftest import LiveServer, free_port, server_env, start_server
 from tests.ui.test_browser import _agent, _ensure_assets, _ensure_chromium, browser
 
 pytestmark = pytest.mark.browser
@@ -117,7 +118,13 @@ def world(settings: Settings) -> Iterator[World]:
         return conv_id
 
     conv_id = db.write_sync(setup)
-    server = start_server({**server_env(settings), "CAREDESK_LOGIN_ATTEMPTS_PER_MINUTE": "1000"})
+    port = free_port()
+    env = {
+        **server_env(settings),
+        "CAREDESK_LOGIN_ATTEMPTS_PER_MINUTE": "1000",
+        "CAREDESK_PUBLIC_URL": f"http://127.0.0.1:{port}",  # the customers' download links point here
+    }
+    server = start_server(env, port=port)
     yield World(server, db, fake, conv_id)
     server.stop()
     http.shutdown()
@@ -186,3 +193,50 @@ async def test_delivery_status_changes_live(world: World, browser: Any) -> None:
     await msg.locator("[data-testid=delivery-status]", has_text="sent").wait_for()
     assert await msg.locator("[data-testid=delivery-status]").inner_text() == "sent"
     assert len(world.provider.bodies) == 1 and b"Your tent ships today." in world.provider.bodies[0]
+
+
+async def test_agent_attaches_files_from_the_composer(world: World, browser: Any) -> None:
+    page = await _agent(browser, world.live.url, ADMIN_EMAIL)
+    await page.goto(f"{world.live.url}/c/{world.conv_id}")
+    pdf = b"%PDF-1.4\n% a shipping label\n"
+    await page.set_input_files(
+        "[data-testid=reply-files]",
+        [
+            {"name": "label.pdf", "mimeType": "application/pdf", "buffer": pdf},
+            {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"fragile"},
+        ],
+    )
+    await page.fill("[data-testid=reply-box]", "Here is your return label.")
+    await page.click("[data-testid=send-reply]")
+    msg = page.locator("#timeline .msg-outgoing", has_text="Here is your return label.")
+    link = msg.locator("[data-testid=file-link]", has_text="label.pdf")
+    await link.wait_for()
+    await msg.locator("[data-testid=file-link]", has_text="notes.txt").wait_for()
+    # The composer is empty again (text and files) for the next message.
+    assert await page.input_value("[data-testid=reply-box]") == ""
+    assert await page.eval_on_selector("[data-testid=reply-files]", "i => i.files.length") == 0
+    r = await page.request.get(world.live.url + str(await link.get_attribute("href")))
+    assert r.status == 200 and await r.body() == pdf
+    assert r.headers["content-type"] == "application/pdf"
+    assert r.headers["content-disposition"] == 'attachment; filename="label.pdf"'
+    # Delivered to the business's webhook with download links; the status turns to sent on screen.
+    await msg.locator("[data-testid=delivery-status]", has_text="sent").wait_for()
+    body = json.loads(world.provider.bodies[-1])
+    names = [a["filename"] for a in body["data"]["attachments"]]
+    assert names == ["label.pdf", "notes.txt"]
+    urls = [a["url"] for a in body["data"]["attachments"]]
+    assert all(u.startswith(world.live.url + "/files/") for u in urls), urls
+    # The customer's link works without a login.
+    anonymous = await browser.new_context()
+    got = await anonymous.request.get(urls[0])
+    assert got.status == 200 and await got.body() == pdf
+    assert got.headers["content-disposition"] == 'attachment; filename="label.pdf"'
+    await anonymous.close()
+    # A file of the wrong type is refused with the reason, and nothing is sent.
+    await page.set_input_files(
+        "[data-testid=reply-files]", [{"name": "page.html", "mimeType": "text/html", "buffer": b"<b>x</b>"}]
+    )
+    await page.fill("[data-testid=reply-box]", "with a page")
+    await page.click("[data-testid=send-reply]")
+    await page.locator("#toast", has_text="this file type is not accepted").wait_for()
+    assert await page.locator("#timeline .msg", has_text="with a page").count() == 0

@@ -23,7 +23,7 @@ def install(services: Any) -> None:
     callbacks = CallbackUrls(services.db, services.settings.public_url)
     services.senders.update(
         {
-            "email": EmailSender(),
+            "email": EmailSender(storage=services.storage),
             "twilio_sms": TwilioSender(whatsapp=False, callbacks=callbacks),
             "twilio_whatsapp": TwilioSender(whatsapp=True, callbacks=callbacks),
             "whatsapp_cloud": WhatsAppCloudSender(services.db),

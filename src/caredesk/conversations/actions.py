@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 
 from caredesk.accounts.actions import get_agent, get_team
 from caredesk.accounts.actors import Actor
+from caredesk.conversations.attachments import add_attachments, attachments_json
+from caredesk.conversations.inbound import InboundAttachment
 from caredesk.conversations.models import PRIORITIES, Conversation, ConversationLabel, Message
 from caredesk.conversations.serialize import conversation_json, message_json
 from caredesk.platform.audit import audit
@@ -17,6 +19,7 @@ from caredesk.platform.errors import Conflict, Invalid, NotFound
 from caredesk.platform.events import record_event
 from caredesk.platform.jobs import enqueue
 from caredesk.platform.models import utcnow
+from caredesk.platform.storage import MAX_FILES
 
 MAX_REPLY = 65_536
 
@@ -98,10 +101,15 @@ def send_reply(
     sender_type: str | None = None,
     meta: dict[str, Any] | None = None,
     echo_id: str | None = None,
+    attachments: list[InboundAttachment] | None = None,
 ) -> Message:
-    """A reply to the customer (queued for delivery through the outbox) or a private note."""
+    """A reply to the customer (queued for delivery through the outbox) or a private note, with files
+    already stored and checked (`caredesk.platform.storage.check_file`)."""
     text = content.strip()
-    if not text:
+    files = attachments or []
+    if len(files) > MAX_FILES:
+        raise Invalid(f"at most {MAX_FILES} files per message")
+    if not text and not files:
         raise Invalid("message content is empty")
     if len(text) > MAX_REPLY:
         raise Invalid(f"message content is longer than {MAX_REPLY} characters")
@@ -133,6 +141,7 @@ def send_reply(
         if conv.status == "resolved":
             conv.status, conv.resolved_at = "open", None
     session.flush()
+    rows = add_attachments(session, actor.account_id, m.id, files) if files else []
     audit(
         session,
         actor.account_id,
@@ -140,13 +149,19 @@ def send_reply(
         "message.note" if private else "message.sent",
         "message",
         m.id,
-        {"conversation_id": conv.id},
+        {"conversation_id": conv.id, **({"files": len(rows)} if rows else {})},
     )
     record_event(
         session,
         actor.account_id,
         "message.created",
-        message_json(m),
+        {
+            **message_json(m),
+            "attachments": [
+                {"index": i, "filename": a.filename, "content_type": a.content_type, "size": a.size}
+                for i, a in enumerate(rows)
+            ],
+        },
         conversation_id=conv.id,
         contact_id=conv.contact_id,
     )
@@ -344,7 +359,7 @@ def mark_delivery(
         session,
         account_id,
         "message.updated",
-        message_json(m),
+        {**message_json(m), "attachments": attachments_json(session, [m.id]).get(m.id, [])},
         conversation_id=m.conversation_id,
         contact_id=conv.contact_id if conv else None,
     )

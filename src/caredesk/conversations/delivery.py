@@ -7,7 +7,7 @@ with backoff, and a message whose delivery finally fails is marked failed, visib
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from caredesk.accounts.models import Inbox
 from caredesk.contacts.models import Contact, Identity
 from caredesk.conversations.actions import mark_delivery
+from caredesk.conversations.attachments import link_token
 from caredesk.conversations.models import Attachment, Conversation, Message
 from caredesk.platform.jobs import JobContext, PermanentFailure, RetryLater
 
@@ -44,7 +45,25 @@ class Receipt:
 
 
 class Sender(Protocol):
+    """Delivers one reply. `msg.attachments` lists the reply's files: filename, content_type, size,
+    storage_key and `url` (a signed download link for the customer, `caredesk.conversations.attachments`).
+    A sender that carries the files itself (email attaches them; the API channel's webhook lists them)
+    says so with a class attribute `sends_files = True`; for every other sender the links are appended
+    to the text ("Attachments:" then one "name: url" line per file), so an SMS or a chat message still
+    gets the customer to the file."""
+
     async def send(self, msg: Outbound, idempotency_key: str) -> Receipt: ...
+
+
+def with_file_links(msg: Outbound) -> Outbound:
+    """The reply's text with a download link per attachment, for channels that cannot carry files."""
+    if not msg.attachments:
+        return msg
+    lines = [f"{a['filename']}: {a['url']}" for a in msg.attachments if a.get("url")]
+    if not lines:
+        return msg
+    text = "\n".join([msg.content, "", "Attachments:", *lines]) if msg.content else "\n".join(lines)
+    return replace(msg, content=text)
 
 
 def load_outbound(session: Session, message_id: int) -> tuple[Outbound, str] | None:
@@ -74,8 +93,16 @@ def load_outbound(session: Session, message_id: int) -> tuple[Outbound, str] | N
         ).scalars()
     )
     atts = [
-        {"filename": a.filename, "content_type": a.content_type, "size": a.size, "storage_key": a.storage_key}
-        for a in session.execute(select(Attachment).where(Attachment.message_id == m.id)).scalars()
+        {
+            "id": a.id,
+            "filename": a.filename,
+            "content_type": a.content_type,
+            "size": a.size,
+            "storage_key": a.storage_key,
+        }
+        for a in session.execute(
+            select(Attachment).where(Attachment.message_id == m.id).order_by(Attachment.id)
+        ).scalars()
     ]
     out = Outbound(
         account_id=m.account_id,
@@ -105,9 +132,17 @@ async def deliver_message(ctx: JobContext) -> None:
         return  # delivered by an earlier attempt whose completion was lost
     sender: Sender | None = (ctx.services.senders if ctx.services else {}).get(channel)
     if sender is None:
-        # Web chat and API inboxes: the customer's stream is the delivery.
+        # Web chat and API inboxes: the customer's stream is the delivery (files included: the widget
+        # shows them with its own download links).
         await ctx.db.write(mark_delivery, out.account_id, message_id, "sent")
         return
+    if out.attachments and ctx.services is not None:
+        settings = ctx.services.settings
+        base = str(settings.public_url).rstrip("/")
+        for a in out.attachments:
+            a["url"] = f"{base}/files/{link_token(settings.secret_key, out.account_id, int(a['id']))}"
+        if not getattr(sender, "sends_files", False):
+            out = with_file_links(out)
     try:
         receipt = await sender.send(out, ctx.job.idempotency_key)
     except PermanentFailure as exc:

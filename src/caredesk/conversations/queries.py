@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from caredesk.accounts.models import Inbox, TeamMember
 from caredesk.conversations.actions import get_conversation, labels_of
+from caredesk.conversations.attachments import attachments_json
 from caredesk.conversations.models import Conversation, ConversationLabel, Message
 from caredesk.conversations.serialize import conversation_json, message_json
 
@@ -150,7 +151,11 @@ def list_messages(
         .order_by(Message.id)
         .limit(limit)
     ).scalars()
-    return [message_json(m) for m in rows]
+    items = [message_json(m) for m in rows]
+    files = attachments_json(session, [m["id"] for m in items])
+    for m in items:
+        m["attachments"] = files.get(m["id"], [])
+    return items
 
 
 def contact_timeline(

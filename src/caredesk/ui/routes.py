@@ -16,23 +16,27 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile
 
 from caredesk.accounts import actions as acc
 from caredesk.contacts.actions import find_contact_by_identity
 from caredesk.contacts.identities import normalize_email
 from caredesk.conversations import actions as cv
+from caredesk.conversations.attachments import attachment_at
 from caredesk.conversations.merge import merge_contacts
-from caredesk.conversations.models import Attachment, Conversation, Message
+from caredesk.conversations.models import Conversation, Message
 from caredesk.conversations.queries import ConversationFilter
 from caredesk.platform.errors import CaredeskError, Invalid, NotFound
 from caredesk.platform.events import record_event
 from caredesk.platform.security import constant_time_equal, new_token
+from caredesk.platform.storage import MAX_FILES
 from caredesk.services import Services
 from caredesk.ui import admin, views
 from caredesk.ui.actions import router as actions_router
 from caredesk.ui.render import fragment, page
 from caredesk.ui.session import LoginRequired, Viewer, services, viewer
 from caredesk.web.deps import SESSION_COOKIE, ActorDep, ServicesDep
+from caredesk.web.files import forget_uploads, store_uploads
 
 router = APIRouter(include_in_schema=False)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -256,9 +260,27 @@ def _int(value: str, what: str) -> int | None:
 
 @router.post("/ui/c/{conversation_id}/reply")
 async def reply(request: Request, conversation_id: int, actor: ActorDep, svc: ServicesDep) -> Response:
-    form = await _form(request)
-    private = form.get("private") in ("1", "on", "true")
-    await svc.db.write(cv.send_reply, actor, conversation_id, form.get("content", ""), private=private)
+    """A reply or a private note, with up to MAX_FILES files (multipart; the widget's type and size rules)."""
+    form = await request.form(max_files=MAX_FILES + 1, max_fields=20)
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    uploads = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
+    private = fields.get("private") in ("1", "on", "true")
+    if uploads:
+        # Refuse a message to another account's conversation before storing anything of it.
+        await svc.db.read(cv.get_conversation, actor.account_id, conversation_id)
+    stored = await store_uploads(svc, actor.account_id, uploads)
+    try:
+        await svc.db.write(
+            cv.send_reply,
+            actor,
+            conversation_id,
+            fields.get("content", ""),
+            private=private,
+            attachments=stored,
+        )
+    except Exception:
+        await forget_uploads(svc, stored)
+        raise
     return Response(status_code=204, headers={"HX-Trigger": "timeline-changed"})
 
 
@@ -392,27 +414,14 @@ async def availability(request: Request, actor: ActorDep, svc: ServicesDep) -> R
 
 @router.get("/ui/files/{message_id}/{index}")
 async def agent_file(request: Request, message_id: int, index: int) -> Response:
+    """A file of a message of the agent's account, always as a download (an <img> still shows images)."""
     from caredesk.web.widget import file_response
 
     v = await viewer(request)
-
-    def r(s: Session) -> Attachment:
-        m = s.get(Message, message_id)
-        if m is None or m.account_id != v.actor.account_id:
-            raise NotFound("file not found")
-        atts = list(
-            s.execute(
-                select(Attachment).where(Attachment.message_id == m.id).order_by(Attachment.id)
-            ).scalars()
-        )
-        if not 0 <= index < len(atts):
-            raise NotFound("file not found")
-        return atts[index]
-
     svc = services(request)
-    a = await svc.db.read(r)
+    a = await svc.db.read(attachment_at, v.actor.account_id, message_id, index)
     data = await asyncio.to_thread(svc.storage.get, a.storage_key)
-    return file_response(data, a)
+    return file_response(data, a, inline_images=False)
 
 
 def _conversation_exists(s: Session, account_id: int, conversation_id: int) -> bool:

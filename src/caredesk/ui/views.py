@@ -11,7 +11,8 @@ from caredesk.accounts.actions import agent_json, get_account, team_json, team_m
 from caredesk.accounts.models import Agent, Inbox, Team
 from caredesk.contacts.actions import contact_json, get_contact, identities_of
 from caredesk.conversations.actions import get_conversation, labels_of
-from caredesk.conversations.models import Attachment, Conversation, Message
+from caredesk.conversations.attachments import attachments_json
+from caredesk.conversations.models import Conversation, Message
 from caredesk.conversations.queries import (
     ConversationFilter,
     contact_timeline,
@@ -20,6 +21,7 @@ from caredesk.conversations.queries import (
 )
 from caredesk.conversations.serialize import conversation_json, message_json
 from caredesk.platform.errors import NotFound
+from caredesk.platform.storage import ALLOWED_TYPES, MAX_FILE_BYTES, MAX_FILES
 
 DEFAULT_SNIPPETS = [
     {"name": "Greeting", "body": "Hi {first_name}, thanks for getting in touch! "},
@@ -66,16 +68,7 @@ def conversation_list(
 
 
 def _attachments(s: Session, message_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    out: dict[int, list[dict[str, Any]]] = {}
-    if message_ids:
-        for a in s.execute(
-            select(Attachment).where(Attachment.message_id.in_(message_ids)).order_by(Attachment.id)
-        ).scalars():
-            items = out.setdefault(int(a.message_id or 0), [])
-            items.append(
-                {"index": len(items), "filename": a.filename, "content_type": a.content_type, "size": a.size}
-            )
-    return out
+    return attachments_json(s, message_ids)
 
 
 def timeline(s: Session, account_id: int, contact_id: int, after_id: int = 0) -> list[dict[str, Any]]:
@@ -139,6 +132,9 @@ def conversation_view(s: Session, account_id: int, conversation_id: int) -> dict
         "timeline": timeline(s, account_id, contact.id),
         "snippets": snippets,
         "last_incoming_id": last_incoming or 0,
+        "file_types": sorted(ALLOWED_TYPES),
+        "max_files": MAX_FILES,
+        "max_file_mb": MAX_FILE_BYTES // 1_048_576,
         **directory(s, account_id),
     }
 

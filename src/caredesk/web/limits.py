@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -43,12 +44,20 @@ class BodyLimitMiddleware:
     and requests whose headers together exceed MAX_HEADER_BYTES with 431."""
 
     def __init__(
-        self, app: ASGIApp, max_bytes: int, upload_max_bytes: int, upload_prefixes: tuple[str, ...] = ()
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        upload_max_bytes: int,
+        upload_prefixes: tuple[str, ...] = (),
+        upload_patterns: tuple[str, ...] = (),
     ) -> None:
+        """`upload_prefixes` / `upload_patterns` (regular expressions matching the whole path): routes that
+        take files, allowed `upload_max_bytes`."""
         self.app = app
         self.max_bytes = max_bytes
         self.upload_max_bytes = upload_max_bytes
         self.upload_prefixes = upload_prefixes
+        self.upload_patterns = [re.compile(p) for p in upload_patterns]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,7 +65,10 @@ class BodyLimitMiddleware:
             return
         path: str = scope.get("path", "")
         limit = (
-            self.upload_max_bytes if any(path.startswith(p) for p in self.upload_prefixes) else self.max_bytes
+            self.upload_max_bytes
+            if any(path.startswith(p) for p in self.upload_prefixes)
+            or any(p.fullmatch(path) for p in self.upload_patterns)
+            else self.max_bytes
         )
         if sum(len(n) + len(v) for n, v in scope.get("headers", [])) > MAX_HEADER_BYTES:
             await _send_problem(

@@ -50,6 +50,7 @@ from caredesk.platform.errors import Conflict, Invalid, NotFound, Unauthorized
 from caredesk.platform.events import Event, EventRow, record_event, stream_bounds
 from caredesk.platform.models import utcnow
 from caredesk.platform.security import Signer, constant_time_equal, hmac_sha256_hex, new_token
+from caredesk.platform.storage import ALLOWED_TYPES, MAX_FILE_BYTES, MAX_FILES, check_file
 from caredesk.services import Services
 from caredesk.web.stream import pump
 
@@ -64,17 +65,6 @@ ASSETS = {
 }
 VISITOR_MAX_AGE = 400 * 86400  # a returning visitor is recognised for a bit over a year
 UPLOAD_MAX_AGE = 86400
-MAX_FILE_BYTES = 10 * 1_048_576
-MAX_FILES = 5
-# Types a visitor may send, each with the leading bytes that a real file of that type starts with.
-ALLOWED_TYPES: dict[str, tuple[bytes, ...]] = {
-    "image/png": (b"\x89PNG\r\n\x1a\n",),
-    "image/jpeg": (b"\xff\xd8\xff",),
-    "image/gif": (b"GIF87a", b"GIF89a"),
-    "image/webp": (b"RIFF",),
-    "application/pdf": (b"%PDF-",),
-    "text/plain": (),
-}
 VISITOR_HEADER = "x-caredesk-visitor"
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 HISTORY_LIMIT = 500
@@ -527,22 +517,7 @@ async def upload(
     inbox = await svc.db.read(webchat_inbox, token)
     value = _visitor_value(svc, inbox, visitor)
     data = await file.read(MAX_FILE_BYTES + 1)
-    if len(data) > MAX_FILE_BYTES:
-        raise Invalid(f"files are limited to {MAX_FILE_BYTES // 1_048_576} MB")
-    if not data:
-        raise Invalid("the file is empty")
-    ctype = (file.content_type or "").split(";")[0].strip().lower()
-    if ctype not in ALLOWED_TYPES:
-        raise Invalid(f"this file type is not accepted ({', '.join(sorted(ALLOWED_TYPES))})")
-    magic = ALLOWED_TYPES[ctype]
-    if magic and not any(data.startswith(m) for m in magic):
-        raise Invalid("the file's content does not match its type")
-    if ctype == "text/plain":
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise Invalid("text files must be UTF-8") from exc
-    name = (file.filename or "file").replace("\\", "/").rsplit("/", 1)[-1][:200] or "file"
+    name, ctype = check_file(file.filename, file.content_type, data)
     key = await asyncio.to_thread(svc.storage.put, inbox.account_id, name, data)
     signed = _upload_signer(svc).dumps(
         {"a": inbox.account_id, "v": _visitor_hash(value), "k": key, "f": name, "t": ctype, "s": len(data)}
@@ -571,9 +546,10 @@ def visitor_attachment(s: Session, inbox: Inbox, visitor: str, message_id: int, 
     return atts[index]
 
 
-def file_response(data: bytes, a: Attachment) -> Response:
-    """A stored file, never rendered as a page: images inline, everything else as a download."""
-    inline = a.content_type in ("image/png", "image/jpeg", "image/gif", "image/webp")
+def file_response(data: bytes, a: Attachment, *, inline_images: bool = True) -> Response:
+    """A stored file, never rendered as a page: images inline (unless `inline_images` is off: then every
+    file is a download; an <img> still shows it), everything else as a download."""
+    inline = inline_images and a.content_type in ("image/png", "image/jpeg", "image/gif", "image/webp")
     safe_name = re.sub(r"[^A-Za-z0-9._-]+", "_", a.filename)[:120] or "file"
     return Response(
         data,

@@ -16,6 +16,8 @@ from caredesk.platform.jobs import PermanentFailure
 
 
 class ApiSender:
+    sends_files = True  # the webhook lists the files with their download links
+
     def __init__(self, per_second: float = 50.0) -> None:
         self.limit = RateLimit(per_second)
 
@@ -36,6 +38,10 @@ class ApiSender:
                     "to": msg.identities,
                     "text": msg.content,
                     "subject": msg.subject,
+                    "attachments": [
+                        {k: a.get(k) for k in ("filename", "content_type", "size", "url")}
+                        for a in msg.attachments
+                    ],
                 },
             }
         )

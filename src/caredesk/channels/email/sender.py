@@ -6,6 +6,7 @@ the same Message-ID, which mail stores and our own inbound dedupe recognise as t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
@@ -15,9 +16,13 @@ import aiosmtplib
 from caredesk.channels.base import RateLimit
 from caredesk.conversations.delivery import Outbound, Receipt
 from caredesk.platform.jobs import PermanentFailure, RetryLater
+from caredesk.platform.storage import Storage
 
 
-def build_reply(msg: Outbound, idempotency_key: str) -> tuple[EmailMessage, str]:
+def build_reply(
+    msg: Outbound, idempotency_key: str, files: list[tuple[str, str, bytes]] | None = None
+) -> tuple[EmailMessage, str]:
+    """The reply as a mail; `files` (name, content type, bytes) are attached."""
     cfg = msg.inbox_config
     address = str(cfg.get("address") or "")
     to = msg.identities.get("email")
@@ -43,15 +48,34 @@ def build_reply(msg: Outbound, idempotency_key: str) -> tuple[EmailMessage, str]
         em["In-Reply-To"] = f"<{refs[-1]}>"
         em["References"] = " ".join(f"<{r}>" for r in refs)
     em.set_content(msg.content)
+    for name, ctype, data in files or []:
+        maintype, _, subtype = ctype.partition("/")
+        em.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream", filename=name)
     return em, mid
 
 
 class EmailSender:
-    def __init__(self, per_second: float = 20.0) -> None:
+    sends_files = True  # attached to the mail
+
+    def __init__(self, per_second: float = 20.0, storage: Storage | None = None) -> None:
         self.limit = RateLimit(per_second)
+        self.storage = storage
+
+    async def _files(self, msg: Outbound) -> list[tuple[str, str, bytes]]:
+        if not msg.attachments or self.storage is None:
+            return []
+        storage = self.storage
+        return [
+            (
+                str(a["filename"]),
+                str(a["content_type"]),
+                await asyncio.to_thread(storage.get, str(a["storage_key"])),
+            )
+            for a in msg.attachments
+        ]
 
     async def send(self, msg: Outbound, idempotency_key: str) -> Receipt:
-        em, mid = build_reply(msg, idempotency_key)
+        em, mid = build_reply(msg, idempotency_key, await self._files(msg))
         cfg = msg.inbox_config
         host = str(cfg.get("smtp_host") or "")
         if not host:

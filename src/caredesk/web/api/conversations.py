@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from caredesk.accounts.actors import Actor
 from caredesk.conversations import actions as cv
+from caredesk.conversations.attachments import attachment_at, attachments_json
+from caredesk.conversations.models import Message
 from caredesk.conversations.queries import (
     ConversationFilter,
     conversation_counts,
@@ -19,9 +23,12 @@ from caredesk.conversations.queries import (
     list_messages,
 )
 from caredesk.conversations.serialize import message_json
+from caredesk.platform.errors import Invalid, NotFound
+from caredesk.platform.storage import MAX_FILE_BYTES, MAX_FILES
 from caredesk.services import Services
 from caredesk.web.api.schemas import AssignIn, ConversationPatch, LabelsIn, MessageIn, SnoozeIn, TransferIn
 from caredesk.web.deps import ActorDep, ServicesDep
+from caredesk.web.files import forget_uploads, store_uploads
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
 
@@ -126,6 +133,55 @@ async def reply(conversation_id: int, body: MessageIn, actor: ActorDep, svc: Ser
         )
 
     return await svc.db.write(w)
+
+
+@router.post("/{conversation_id}/attachments", status_code=201)
+async def reply_with_files(
+    conversation_id: int,
+    actor: ActorDep,
+    svc: ServicesDep,
+    files: Annotated[
+        list[UploadFile], File(description=f"1 to {MAX_FILES} files, {MAX_FILE_BYTES} bytes each")
+    ],
+    content: Annotated[str, Form(max_length=65_536)] = "",
+    private: Annotated[bool, Form()] = False,
+) -> dict[str, Any]:
+    """A reply (or, with `private`, a note) with files: multipart/form-data. Accepted types are those of
+    the web chat widget (images, PDF, UTF-8 text), checked against the file's content."""
+    await svc.db.read(cv.get_conversation, actor.account_id, conversation_id)
+    stored = await store_uploads(svc, actor.account_id, files)
+    if not stored:
+        raise Invalid("attach at least one file")
+
+    def w(s: Session) -> dict[str, Any]:
+        m = cv.send_reply(s, actor, conversation_id, content, private=private, attachments=stored)
+        return {**message_json(m), "attachments": attachments_json(s, [m.id]).get(m.id, [])}
+
+    try:
+        return await svc.db.write(w)
+    except Exception:
+        await forget_uploads(svc, stored)
+        raise
+
+
+@router.get("/{conversation_id}/messages/{message_id}/attachments/{index}")
+async def attachment(
+    conversation_id: int, message_id: int, index: int, actor: ActorDep, svc: ServicesDep
+) -> Response:
+    """One file of a message of this conversation, as a download with its content type."""
+    from caredesk.web.widget import file_response
+
+    def r(s: Session) -> Any:
+        conv = cv.get_conversation(s, actor.account_id, conversation_id)
+        a = attachment_at(s, actor.account_id, message_id, index)
+        m = s.get(Message, message_id)
+        if m is None or m.conversation_id != conv.id:
+            raise NotFound("file not found")
+        return a
+
+    a = await svc.db.read(r)
+    data = await asyncio.to_thread(svc.storage.get, a.storage_key)
+    return file_response(data, a, inline_images=False)
 
 
 @router.post("/{conversation_id}/notes", status_code=201)
