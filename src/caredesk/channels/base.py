@@ -91,6 +91,55 @@ class IngestResult:
     replayed: bool = False
 
 
+MAX_CHANNEL_ID = 500  # messages.channel_message_id
+MAX_IDENTITY = 320  # identities.value
+
+
+def _clean(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; a stray one in a customer's text is not worth refusing the message.
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def check_inbound(msg: Inbound) -> Inbound:
+    """What every adapter's output must satisfy to be stored on any database; `Malformed` otherwise.
+
+    Provider ids and addresses longer than their columns are refused (SQLite would store them, PostgreSQL
+    would fail with a 500); NUL characters become U+FFFD."""
+    if msg.channel_message_id is not None:
+        msg.channel_message_id = _clean(msg.channel_message_id)
+        if len(msg.channel_message_id) > MAX_CHANNEL_ID:
+            raise Malformed(f"the message id is longer than {MAX_CHANNEL_ID} characters")
+    msg.identity_value = _clean(msg.identity_value)
+    if not msg.identity_value or len(msg.identity_value) > MAX_IDENTITY:
+        raise Malformed(f"the sender's address must be 1-{MAX_IDENTITY} characters")
+    msg.text = _clean(msg.text)
+    msg.subject = _clean(msg.subject)
+    msg.raw_content_type = _clean(msg.raw_content_type)
+    if msg.html is not None:
+        msg.html = _clean(msg.html)
+    if msg.contact_name is not None:
+        msg.contact_name = _clean(msg.contact_name)
+    if msg.raw_body is not None:
+        msg.raw_body = _clean(msg.raw_body)
+    if msg.conversation_token is not None:
+        msg.conversation_token = _clean(msg.conversation_token)
+    msg.reply_to_ids = [_clean(r) for r in msg.reply_to_ids if len(r) <= MAX_CHANNEL_ID]
+    return msg
+
+
+def checked(parsed: Parsed) -> Parsed:
+    """`check_inbound` on every message of a provider delivery, and NUL-free statuses."""
+    for msg in parsed.inbound:
+        check_inbound(msg)
+    for st in parsed.statuses:
+        st.channel_message_id = _clean(st.channel_message_id)
+        if st.error is not None:
+            st.error = _clean(st.error)
+    if parsed.delivery_id is not None:
+        parsed.delivery_id = _clean(parsed.delivery_id)
+    return parsed
+
+
 class ChannelAdapter(Protocol):
     """One provider's webhook format. Pure functions of the request: no I/O, no database."""
 

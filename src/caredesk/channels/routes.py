@@ -23,6 +23,7 @@ from caredesk.channels.base import (
     Parsed,
     Rejected,
     WebhookRequest,
+    checked,
     ingest,
     load_inbox_by_token,
 )
@@ -98,7 +99,7 @@ async def raw_request(request: Request, svc: Services) -> WebhookRequest:
 
 
 async def _keep_malformed(svc: Services, inbox: InboxInfo, req: WebhookRequest, reason: str) -> None:
-    body = req.body.decode("utf-8", errors="replace")
+    body = req.body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")  # PostgreSQL text: no NUL
     await svc.db.write(record_malformed, inbox.account_id, inbox.id, body, req.header("content-type"), reason)
 
 
@@ -131,7 +132,7 @@ async def webhook(channel: str, token: str, request: Request, svc: ServicesDep) 
         log.info("webhook rejected for inbox %s: %s", inbox.id, exc.reason)
         return problem(exc.status, "Forbidden" if exc.status == 403 else "Unauthorized", exc.reason)
     try:
-        parsed: Parsed = adapter.parse(inbox, req)
+        parsed: Parsed = checked(adapter.parse(inbox, req))
     except Malformed as exc:
         await _keep_malformed(svc, inbox, req, str(exc))
         return problem(400, "Bad request", f"malformed {channel} payload: {exc}")

@@ -97,7 +97,7 @@ def _store(
             session,
             inbox.account_id,
             inbox.id,
-            raw.decode("utf-8", errors="replace"),
+            raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
             "message/rfc822",
             error or "",
         )

@@ -15,7 +15,7 @@ from typing import Any
 import nh3
 import quotequail
 
-from caredesk.channels.base import InboxInfo, Malformed
+from caredesk.channels.base import InboxInfo, Malformed, check_inbound
 from caredesk.contacts.identities import normalize_email
 from caredesk.conversations.inbound import Inbound, InboundAttachment
 from caredesk.platform.errors import Invalid
@@ -149,8 +149,11 @@ def automated(msg: EmailMessage, sender: str) -> dict[str, str] | None:
 def _content(part: EmailMessage) -> str:
     try:
         return str(part.get_content())
-    except (LookupError, UnicodeError, AssertionError):
-        payload = part.get_payload(decode=True)
+    except Exception:  # unknown or broken charsets (LookupError, ValueError on NUL, ...)
+        try:
+            payload = part.get_payload(decode=True)
+        except Exception:  # a part that cannot be decoded at all shows as empty
+            return ""
         return payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else ""
 
 
@@ -210,7 +213,7 @@ def parse_email(
         meta["automated"] = robot
         meta["no_auto_reply"] = True
     attachments = _attachments(inbox, msg, storage)
-    return Inbound(
+    inbound = Inbound(
         account_id=inbox.account_id,
         inbox_id=inbox.id,
         identity_kind="email",
@@ -228,6 +231,7 @@ def parse_email(
         raw_body=raw.decode("utf-8", errors="replace")[:2_000_000],
         raw_content_type="message/rfc822",
     )
+    return check_inbound(inbound)
 
 
 def _attachments(inbox: InboxInfo, msg: EmailMessage, storage: Storage | None) -> list[InboundAttachment]:

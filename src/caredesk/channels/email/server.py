@@ -61,7 +61,7 @@ class InboundHandler:
                     record_malformed,
                     inbox.account_id,
                     inbox.id,
-                    raw.decode("utf-8", errors="replace"),
+                    raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
                     "message/rfc822",
                     str(exc),
                 )

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from caredesk.accounts.models import Agent
-from caredesk.channels.base import InboxInfo, Malformed, Parsed, Rejected, WebhookRequest, ingest
+from caredesk.channels.base import InboxInfo, Malformed, Parsed, Rejected, WebhookRequest, checked, ingest
 from caredesk.channels.form import parse_form
 from caredesk.channels.twilio.adapter import TwilioAdapter, phone_identity
 from caredesk.conversations.inbound import Inbound
@@ -148,7 +148,18 @@ class VoiceAdapter:
             call_sid, caller = p.get("CallSid", ""), p.get("From", "")
             if not call_sid or not caller:
                 raise Malformed("CallSid and From are required")
+            if len(call_sid) > 64:
+                raise Malformed("CallSid is longer than 64 characters")
             phone = phone_identity(caller, inbox.config.get("default_region"))
+            step = req.query.get("step", "")
+            lang = str(inbox.config.get("language") or "en-US")
+            base = req.url.split("?", 1)[0]
+            if step == "speech":
+                return await self._speech(svc, inbox, p, phone, base, lang)
+            if step == "choice":
+                return await self._choice(svc, inbox, p, phone, lang)
+            if step == "recording":
+                return await self._recording(svc, inbox, p, phone)
         except Malformed as exc:
             from caredesk.conversations.inbound import record_malformed
 
@@ -156,20 +167,11 @@ class VoiceAdapter:
                 record_malformed,
                 inbox.account_id,
                 inbox.id,
-                req.body.decode("utf-8", "replace"),
+                req.body.decode("utf-8", "replace").replace("\x00", "\ufffd"),
                 req.header("content-type"),
                 str(exc),
             )
             return problem(400, "Bad request", f"malformed voice payload: {exc}")
-        step = req.query.get("step", "")
-        lang = str(inbox.config.get("language") or "en-US")
-        base = req.url.split("?", 1)[0]
-        if step == "speech":
-            return await self._speech(svc, inbox, p, phone, base, lang)
-        if step == "choice":
-            return await self._choice(svc, inbox, p, phone, lang)
-        if step == "recording":
-            return await self._recording(svc, inbox, p, phone)
         greeting = str(inbox.config.get("greeting") or f"Hello, you are through to {inbox.name or 'us'}.")
         return twiml(
             gather("speech", lang, base + "?step=speech"),
@@ -183,20 +185,22 @@ class VoiceAdapter:
         self, inbox: InboxInfo, p: dict[str, str], phone: str, text: str, suffix: str, meta: dict[str, Any]
     ) -> Parsed:
         call_sid = p["CallSid"]
-        return Parsed(
-            inbound=[
-                Inbound(
-                    account_id=inbox.account_id,
-                    inbox_id=inbox.id,
-                    identity_kind="phone",
-                    identity_value=phone,
-                    text=text,
-                    channel_message_id=f"{call_sid}:{suffix}",
-                    reply_to_ids=[f"{call_sid}:speech"] if suffix != "speech" else [],
-                    new_thread=suffix == "speech",
-                    meta={"provider": "twilio_voice", "call_sid": call_sid, **meta},
-                )
-            ]
+        return checked(
+            Parsed(
+                inbound=[
+                    Inbound(
+                        account_id=inbox.account_id,
+                        inbox_id=inbox.id,
+                        identity_kind="phone",
+                        identity_value=phone,
+                        text=text,
+                        channel_message_id=f"{call_sid}:{suffix}",
+                        reply_to_ids=[f"{call_sid}:speech"] if suffix != "speech" else [],
+                        new_thread=suffix == "speech",
+                        meta={"provider": "twilio_voice", "call_sid": call_sid, **meta},
+                    )
+                ]
+            )
         )
 
     async def _speech(

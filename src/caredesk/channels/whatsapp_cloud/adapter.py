@@ -88,8 +88,10 @@ class WhatsAppCloudAdapter:
         if isinstance(m.get("context"), dict):
             meta["context"] = m["context"]
         sent_at = None
-        if str(m.get("timestamp") or "").isdigit():
-            sent_at = dt.datetime.fromtimestamp(int(m["timestamp"]), dt.UTC).replace(tzinfo=None)
+        stamp = str(m.get("timestamp") or "")
+        # ASCII digits only ("²".isdigit() is true), and a year Python's datetime can hold.
+        if stamp.isascii() and stamp.isdigit() and len(stamp) <= 11:
+            sent_at = dt.datetime.fromtimestamp(int(stamp), dt.UTC).replace(tzinfo=None)
         return Inbound(
             account_id=inbox.account_id,
             inbox_id=inbox.id,
