@@ -21,6 +21,7 @@ from caredesk.platform.worker import Worker
 from caredesk.services import Services
 from caredesk.settings import Settings, get_settings
 from caredesk.web import problems
+from caredesk.web.hotpath import HotPaths, HotRoute, hot_routes_of
 from caredesk.web.limits import BodyLimitMiddleware, RateLimiter, RateLimitMiddleware
 
 log = logging.getLogger(__name__)
@@ -178,24 +179,30 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     # The inbound route first: it takes most of the traffic, and routes are matched in order.
     for module in (inbound, auth, accounts, contacts, conversations, realtime):
         app.include_router(module.router)
-    _include_optional(app, svc)
+    hot_routes = hot_routes_of(inbound) + _include_optional(app, svc)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok", "database": svc.db.dialect, "bus": type(svc.bus).__name__})
 
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(
-        RateLimitMiddleware,
-        limiter=svc.extras.get("rate_limiter") or RateLimiter(settings.rate_limit_per_minute),
-        exempt_prefixes=("/healthz", "/static"),
-    )
+    limiter = svc.extras.get("rate_limiter") or RateLimiter(settings.rate_limit_per_minute)
+    app.add_middleware(RateLimitMiddleware, limiter=limiter, exempt_prefixes=("/healthz", "/static"))
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         upload_max_bytes=settings.max_upload_bytes,
         upload_prefixes=("/api/v1/uploads", "/widget/api/uploads"),
         upload_patterns=(r"/ui/c/\d+/reply", r"/api/v1/conversations/\d+/attachments"),
+    )
+    # Outermost: the routes that take most of the traffic skip the stack above when the request is valid.
+    app.add_middleware(
+        HotPaths,
+        services=svc,
+        routes=hot_routes,
+        limiter=limiter,
+        max_body_bytes=settings.max_body_bytes,
+        default_headers=SecurityHeaders.DEFAULTS,
     )
     return app
 
@@ -209,8 +216,10 @@ async def _start_smtp(svc: Services) -> Any:
     return await start_configured(svc)
 
 
-def _include_optional(app: FastAPI, svc: Services) -> None:
-    """Routers of parts that plug in (channels' webhooks, the widget, the agent workspace)."""
+def _include_optional(app: FastAPI, svc: Services) -> list[HotRoute]:
+    """Routers of parts that plug in (channels' webhooks, the widget, the agent workspace); returns their
+    hot routes."""
+    hot: list[HotRoute] = []
     for module in (
         "caredesk.channels.routes",
         "caredesk.web.widget",
@@ -229,3 +238,5 @@ def _include_optional(app: FastAPI, svc: Services) -> None:
             mod.setup(app, svc)
         else:
             app.include_router(mod.router)
+        hot.extend(hot_routes_of(mod))
+    return hot

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from caredesk.ai.embedder import get_embedder
+from caredesk.ai.embedder import get_embedder, limit_blas_threads
 from caredesk.ai.protocols import Embedder, IntentPrediction, Vectors
 
 OOS = "oos"
@@ -90,6 +91,54 @@ def _vectorizers() -> tuple[Any, Any]:
     return chars, words
 
 
+class _NGrams:
+    """`hstack([v.transform(texts) for v in vectorizers]).tocsr()` for fitted TF-IDF vectorizers,
+    without scikit-learn's per-call input checks, which cost more than the features themselves
+    for one message (about 4 ms of 4.5 ms on this machine).
+
+    Same features and values: counts from each vectorizer's own analyzer and vocabulary, then
+    sublinear tf (1 + log count), times idf, l2-normalised per vectorizer; float32 CSR.
+    """
+
+    def __init__(self, vectorizers: Sequence[Any]) -> None:
+        self.parts: list[tuple[Callable[[str], list[str]], dict[str, int], int]] = []
+        idfs: list[npt.NDArray[np.float32]] = []
+        offset = 0
+        for vec in vectorizers:
+            if vec.binary or not vec.sublinear_tf or not vec.use_idf or vec.norm != "l2":
+                raise ValueError("expected sublinear-tf, idf, l2-normalised TF-IDF vectorizers")
+            self.parts.append((vec.build_analyzer(), vec.vocabulary_, offset))
+            idfs.append(np.asarray(vec.idf_, dtype=np.float32))
+            offset += len(vec.vocabulary_)
+        self.width = offset
+        self.idf = np.concatenate(idfs) if idfs else np.zeros(0, dtype=np.float32)
+
+    def transform(self, texts: Sequence[str]) -> Any:
+        from scipy.sparse import csr_matrix
+
+        cols: list[int] = []
+        counts: list[int] = []
+        block_ends: list[int] = []  # one block of columns per (text, vectorizer), normalised alone
+        for text in texts:
+            for analyze, vocabulary, offset in self.parts:
+                found = Counter(map(vocabulary.get, analyze(text)))  # counted in C
+                found.pop(None, None)  # features not in the vocabulary
+                cols += [j + offset for j in found if j is not None]
+                counts += found.values()
+                block_ends.append(len(cols))
+        indices = np.asarray(cols, dtype=np.int32)
+        data = np.log(np.asarray(counts, dtype=np.float32)) + np.float32(1.0)
+        data *= self.idf[indices]
+        ends = np.asarray(block_ends, dtype=np.int64)
+        block = np.repeat(np.arange(len(ends)), np.diff(ends, prepend=0))
+        norms = np.sqrt(np.bincount(block, weights=data * data, minlength=len(ends))).astype(np.float32)
+        data /= norms[block]
+        indptr = np.concatenate([[0], ends[len(self.parts) - 1 :: len(self.parts)]]).astype(np.int32)
+        out = csr_matrix((data, indices, indptr), shape=(len(texts), self.width))
+        out.sort_indices()
+        return out
+
+
 class _Core:
     """The fitted parts; `IntentClassifier` adds the threshold and persistence."""
 
@@ -98,6 +147,8 @@ class _Core:
         self.emb = emb
         self.ngram = ngram
         self.vecs = vecs
+        self.ngrams = _NGrams(vecs)
+        limit_blas_threads()  # small products: one BLAS thread is faster (see the function)
         self.bank = bank  # unit vectors of in-scope training examples, for the distance score
         self.bank_t = np.ascontiguousarray(bank.T)
         self.oos_index = labels.index(OOS) if OOS in labels else -1
@@ -116,9 +167,7 @@ class _Core:
 
     def scores(self, texts: Sequence[str], vectors: Vectors) -> tuple[Floats, Floats]:
         """(probabilities per class, in-scope score) per text."""
-        from scipy.sparse import hstack
-
-        grams = hstack([v.transform(texts) for v in self.vecs]).tocsr()
+        grams = self.ngrams.transform(texts)
         mixed = (1 - NGRAM_WEIGHT) * self.emb.log_proba(vectors) + NGRAM_WEIGHT * self.ngram.log_proba(grams)
         mixed -= mixed.max(axis=1, keepdims=True)
         proba = np.exp(mixed)

@@ -58,22 +58,28 @@ def forget_credentials(svc: Services) -> None:
         cache.clear()
 
 
+async def token_actor(svc: Services, token: str) -> Actor | None:
+    """The actor of an API token (cached for a few seconds), None when it is unknown or revoked."""
+    cache: CredentialCache = svc.extras.setdefault("credential_cache", CredentialCache())
+    key = "t:" + token_digest(token)
+    cached, found = cache.get(key)
+    if not cached:
+        actor = await svc.db.read(actor_for_token, token)
+        found = (actor, None) if actor is not None else None
+        cache.put(key, found)
+    return None if found is None else found[0]
+
+
 async def authenticate(request: Request) -> tuple[Actor, str | None]:
     """(actor, csrf token for cookie sessions or None for bearer tokens)."""
     svc = services(request)
     cache: CredentialCache = svc.extras.setdefault("credential_cache", CredentialCache())
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
-        token = auth[7:].strip()
-        key = "t:" + token_digest(token)
-        cached, found = cache.get(key)
-        if not cached:
-            actor = await svc.db.read(actor_for_token, token)
-            found = (actor, None) if actor is not None else None
-            cache.put(key, found)
-        if found is None:
+        actor = await token_actor(svc, auth[7:].strip())
+        if actor is None:
             raise Unauthorized("invalid or revoked API token")
-        return found
+        return actor, None
     raw = request.cookies.get(SESSION_COOKIE)
     if raw:
         key = "s:" + token_digest(raw)

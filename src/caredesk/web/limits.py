@@ -188,6 +188,12 @@ class RateLimiter:
         self.buckets[key] = (tokens, now)
         return (cost - tokens) / self.rate
 
+    def refund(self, key: str, cost: float = 1.0) -> None:
+        """Give back what `check` took, for a request that is then counted again elsewhere."""
+        hit = self.buckets.get(key)
+        if hit is not None:
+            self.buckets[key] = (min(self.burst, hit[0] + cost), hit[1])
+
 
 class RateLimitMiddleware:
     def __init__(self, app: ASGIApp, limiter: RateLimiter, exempt_prefixes: tuple[str, ...] = ()) -> None:
