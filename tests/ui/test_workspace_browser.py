@@ -240,3 +240,43 @@ async def test_agent_attaches_files_from_the_composer(world: World, browser: Any
     await page.click("[data-testid=send-reply]")
     await page.locator("#toast", has_text="this file type is not accepted").wait_for()
     assert await page.locator("#timeline .msg", has_text="with a page").count() == 0
+
+
+async def test_failed_reply_shows_the_reason_and_retry_resends(world: World, browser: Any) -> None:
+    page = await _agent(browser, world.live.url, ADMIN_EMAIL)
+    await page.goto(f"{world.live.url}/c/{world.conv_id}")
+    world.provider.refuse = True
+    await page.fill("[data-testid=reply-box]", "This one bounces first.")
+    await page.click("[data-testid=send-reply]")
+    msg = page.locator("#timeline .msg-outgoing", has_text="This one bounces first.")
+    # Failed, live, with the provider's reason and a Retry action.
+    await msg.locator("[data-testid=delivery-status]", has_text="failed").wait_for()
+    failed = msg.locator("[data-testid=delivery-failed]")
+    assert "refused: test provider is closed" in await failed.inner_text()
+    world.provider.refuse = False
+    await msg.locator("[data-testid=retry-delivery]").click()
+    await msg.locator("[data-testid=delivery-status]", has_text="sent").wait_for()
+    assert await msg.locator("[data-testid=delivery-failed]").count() == 0
+    sent = [b for b in world.provider.bodies if b"This one bounces first." in b]
+    assert len(sent) == 2  # refused once, then really sent again
+
+    # The admin's dead letters: a refused reply is listed with its conversation and retried from there.
+    world.provider.refuse = True
+    await page.fill("[data-testid=reply-box]", "Dead letter, then retried.")
+    await page.click("[data-testid=send-reply]")
+    second = page.locator("#timeline .msg-outgoing", has_text="Dead letter, then retried.")
+    await second.locator("[data-testid=delivery-status]", has_text="failed").wait_for()
+    await page.click("nav[aria-label=Main] >> text=Admin")
+    await page.click("nav[aria-label=Admin] >> text=Dead letters")
+    row = page.locator("[data-testid=dead-letters] tr", has_text="Dead letter, then retried.")
+    await row.wait_for()
+    assert "message.deliver" in await row.inner_text()
+    world.provider.refuse = False
+    await row.locator("[data-testid=retry-job]").click()
+    await page.wait_for_url("**/admin/dead-letters")
+    assert (
+        await page.locator("[data-testid=dead-letters] tr", has_text="Dead letter, then retried.").count()
+        == 0
+    )
+    await page.goto(f"{world.live.url}/c/{world.conv_id}")
+    await second.locator("[data-testid=delivery-status]", has_text="sent").wait_for()

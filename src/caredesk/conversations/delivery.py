@@ -13,12 +13,19 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from caredesk.accounts.actors import Actor
 from caredesk.accounts.models import Inbox
 from caredesk.contacts.models import Contact, Identity
-from caredesk.conversations.actions import mark_delivery
-from caredesk.conversations.attachments import link_token
+from caredesk.conversations.actions import get_conversation, mark_delivery
+from caredesk.conversations.attachments import attachments_json, link_token
 from caredesk.conversations.models import Attachment, Conversation, Message
+from caredesk.conversations.serialize import message_json
+from caredesk.platform import jobs
+from caredesk.platform.audit import audit
+from caredesk.platform.errors import Conflict, NotFound
+from caredesk.platform.events import record_event
 from caredesk.platform.jobs import JobContext, PermanentFailure, RetryLater
+from caredesk.platform.security import new_token
 
 
 @dataclass(slots=True)
@@ -167,3 +174,69 @@ async def deliver_message(ctx: JobContext) -> None:
         receipt.status,
         channel_message_id=receipt.channel_message_id,
     )
+
+
+# ---------------------------------------------------------------- retries of failed deliveries
+
+
+def _requeue(session: Session, m: Message) -> None:
+    """failed -> queued (the one way a delivery status goes back), so the retry's outcome is shown."""
+    m.status = "queued"
+    m.error = None
+    session.flush()
+    conv = session.get(Conversation, m.conversation_id)
+    record_event(
+        session,
+        m.account_id,
+        "message.updated",
+        {**message_json(m), "attachments": attachments_json(session, [m.id]).get(m.id, [])},
+        conversation_id=m.conversation_id,
+        contact_id=conv.contact_id if conv else None,
+    )
+
+
+def retry_message(session: Session, actor: Actor, conversation_id: int, message_id: int) -> Message:
+    """An agent's Retry on a failed outgoing message: its delivery job runs again and really reaches the
+    provider (the dead job is revived with a fresh attempt budget; a job that had finished, because
+    the provider reported the failure later, is replaced by a new one with a new idempotency key)."""
+    conv = get_conversation(session, actor.account_id, conversation_id)
+    m = session.get(Message, message_id)
+    if m is None or m.account_id != actor.account_id or m.conversation_id != conv.id or m.type != "outgoing":
+        raise NotFound("message not found")
+    if m.status != "failed":
+        raise Conflict(f"only a failed message can be sent again (this one is {m.status})")
+    key = f"deliver:{m.id}"
+    job = session.execute(select(jobs.Job).where(jobs.Job.idempotency_key == key)).scalar_one_or_none()
+    _requeue(session, m)
+    if job is not None and job.status == jobs.DEAD:
+        jobs.retry_dead(session, job.id, actor.account_id)
+    elif job is None or job.status == jobs.DONE:
+        jobs.enqueue(
+            session,
+            "message.deliver",
+            {"message_id": m.id},
+            account_id=actor.account_id,
+            key=f"{key}:retry:{new_token(nbytes=6)}",
+        )
+    audit(
+        session,
+        actor.account_id,
+        actor.audit_ref,
+        "message.retried",
+        "message",
+        m.id,
+        {"conversation_id": conv.id},
+    )
+    return m
+
+
+def retry_job(session: Session, account_id: int, job_id: int) -> bool:
+    """Retry a dead letter of this account; a failed reply's message goes back to queued with it."""
+    job = session.get(jobs.Job, job_id)
+    if job is None or job.account_id != account_id or not jobs.retry_dead(session, job_id, account_id):
+        return False
+    if job.kind == "message.deliver" and isinstance(job.payload.get("message_id"), int):
+        m = session.get(Message, job.payload["message_id"])
+        if m is not None and m.account_id == account_id and m.status == "failed":
+            _requeue(session, m)
+    return True

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from caredesk.accounts import actions as acc
 from caredesk.accounts.actors import Actor
-from caredesk.platform.errors import CaredeskError, Forbidden, Invalid
+from caredesk.conversations.delivery import retry_job
+from caredesk.platform.errors import CaredeskError, Forbidden, Invalid, NotFound
 from caredesk.platform.security import new_token
 from caredesk.ui import views
 from caredesk.ui.render import page
@@ -22,7 +23,7 @@ from caredesk.ui.session import services, viewer
 from caredesk.web.deps import ActorDep, ServicesDep
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
-SECTIONS = ("agents", "teams", "inboxes", "account")
+SECTIONS = ("agents", "teams", "inboxes", "account", "dead-letters")
 
 
 def _words(value: str) -> list[str]:
@@ -41,13 +42,13 @@ async def admin_home() -> Response:
 @router.get("/{section}")
 async def admin_page(request: Request, section: str, error: str = "", status_code: int = 200) -> HTMLResponse:
     if section not in SECTIONS:
-        from caredesk.platform.errors import NotFound
-
         raise NotFound("no such admin page")
     v = await viewer(request)
     if not v.is_admin:
         raise Forbidden("admin pages need the admin role")
     data = await services(request).db.read(views.admin_data, v.actor.account_id)
+    if section == "dead-letters":
+        data["dead"] = await services(request).db.read(views.dead_letters, v.actor.account_id)
     public_url = services(request).settings.public_url.rstrip("/")
     return page(
         f"admin/{section}.html",
@@ -162,6 +163,18 @@ async def update_inbox(request: Request, inbox_id: int, actor: ActorDep, svc: Se
         config["identity_secret"] = new_token(nbytes=24)
     changes = {"greeting": str(form.get("greeting") or "")[:1000], "config": config}
     return await _apply(request, "inboxes", svc, lambda s: acc.update_inbox(s, actor, inbox_id, changes))
+
+
+@router.post("/jobs/{job_id}/retry")
+async def retry_dead_letter(request: Request, job_id: int, actor: ActorDep, svc: ServicesDep) -> Response:
+    """Run a dead letter again (a failed reply goes back to queued and is sent again)."""
+
+    def w(s: Session) -> None:
+        actor.require("admin")
+        if not retry_job(s, actor.account_id, job_id):
+            raise NotFound("no dead job with this id")
+
+    return await _apply(request, "dead-letters", svc, w)
 
 
 def _parse_snippets(text: str) -> list[dict[str, str]]:

@@ -23,6 +23,7 @@ from caredesk.contacts.actions import find_contact_by_identity
 from caredesk.contacts.identities import normalize_email
 from caredesk.conversations import actions as cv
 from caredesk.conversations.attachments import attachment_at
+from caredesk.conversations.delivery import retry_message as retry_delivery
 from caredesk.conversations.merge import merge_contacts
 from caredesk.conversations.models import Conversation, Message
 from caredesk.conversations.queries import ConversationFilter
@@ -282,6 +283,20 @@ async def reply(request: Request, conversation_id: int, actor: ActorDep, svc: Se
         await forget_uploads(svc, stored)
         raise
     return Response(status_code=204, headers={"HX-Trigger": "timeline-changed"})
+
+
+@router.post("/ui/c/{conversation_id}/messages/{message_id}/retry")
+async def retry_message(
+    conversation_id: int, message_id: int, actor: ActorDep, svc: ServicesDep
+) -> HTMLResponse:
+    """Retry on a failed outgoing message: sent again; answers the entry, now queued."""
+
+    def w(s: Session) -> dict[str, Any]:
+        retry_delivery(s, actor, conversation_id, message_id)
+        return views.timeline_item(s, actor.account_id, conversation_id, message_id)
+
+    item = await svc.db.write(w)
+    return await _message_html(svc, actor.account_id, conversation_id, item)
 
 
 @router.post("/ui/c/{conversation_id}/assign")

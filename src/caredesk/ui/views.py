@@ -20,6 +20,7 @@ from caredesk.conversations.queries import (
     list_conversations,
 )
 from caredesk.conversations.serialize import conversation_json, message_json
+from caredesk.platform import jobs
 from caredesk.platform.errors import NotFound
 from caredesk.platform.storage import ALLOWED_TYPES, MAX_FILE_BYTES, MAX_FILES
 
@@ -166,3 +167,40 @@ def admin_data(s: Session, account_id: int) -> dict[str, Any]:
         "snippets": account.settings.get("snippets") or DEFAULT_SNIPPETS,
         **directory(s, account_id),
     }
+
+
+def dead_letters(s: Session, account_id: int) -> list[dict[str, Any]]:
+    """The account's dead jobs, newest first; a failed reply names its conversation and its text."""
+    rows = jobs.dead_letters(s, account_id)
+    message_ids = [
+        int(j.payload["message_id"])
+        for j in rows
+        if j.kind == "message.deliver" and isinstance(j.payload.get("message_id"), int)
+    ]
+    messages = (
+        {
+            m.id: m
+            for m in s.execute(
+                select(Message).where(Message.id.in_(message_ids), Message.account_id == account_id)
+            ).scalars()
+        }
+        if message_ids
+        else {}
+    )
+    out = []
+    for j in rows:
+        mid = j.payload.get("message_id") if j.kind == "message.deliver" else None
+        m = messages.get(mid) if isinstance(mid, int) else None
+        out.append(
+            {
+                "id": j.id,
+                "kind": j.kind,
+                "attempts": j.attempts,
+                "last_error": j.last_error or "",
+                "finished_at": j.finished_at.isoformat()[:16].replace("T", " ") if j.finished_at else "",
+                "conversation_id": m.conversation_id if m is not None else None,
+                "message_id": m.id if m is not None else None,
+                "excerpt": (m.content[:120] if m is not None else ""),
+            }
+        )
+    return out

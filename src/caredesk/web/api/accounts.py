@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from caredesk.accounts import actions as acc
 from caredesk.accounts.models import Agent, ApiToken, Inbox, Team
+from caredesk.conversations.delivery import retry_job as retry_dead_job
 from caredesk.platform import jobs
 from caredesk.platform.audit import AuditEntry
 from caredesk.platform.errors import NotFound
@@ -258,7 +259,7 @@ async def dead_jobs(actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
 @router.post("/jobs/{job_id}/retry")
 async def retry_job(job_id: int, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
     def w(s: Session) -> dict[str, Any]:
-        if not jobs.retry_dead(s, job_id, actor.account_id):
+        if not retry_dead_job(s, actor.account_id, job_id):
             raise NotFound("no dead job with this id")
         return {"id": job_id, "status": "queued"}
 

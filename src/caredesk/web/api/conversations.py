@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from caredesk.accounts.actors import Actor
 from caredesk.conversations import actions as cv
 from caredesk.conversations.attachments import attachment_at, attachments_json
+from caredesk.conversations.delivery import retry_message
 from caredesk.conversations.models import Message
 from caredesk.conversations.queries import (
     ConversationFilter,
@@ -182,6 +183,16 @@ async def attachment(
     a = await svc.db.read(r)
     data = await asyncio.to_thread(svc.storage.get, a.storage_key)
     return file_response(data, a, inline_images=False)
+
+
+@router.post("/{conversation_id}/messages/{message_id}/retry")
+async def retry(conversation_id: int, message_id: int, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
+    """Send a failed outgoing message again (409 for a message that has not failed)."""
+
+    def w(s: Session) -> dict[str, Any]:
+        return message_json(retry_message(s, actor, conversation_id, message_id))
+
+    return await svc.db.write(w)
 
 
 @router.post("/{conversation_id}/notes", status_code=201)
