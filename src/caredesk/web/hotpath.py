@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from caredesk.web.limits import MAX_HEADER_BYTES
+
 if TYPE_CHECKING:
     from caredesk.services import Services
     from caredesk.web.limits import RateLimiter
@@ -135,13 +137,18 @@ class HotPaths:
 
 
 def _content_length(scope: Scope) -> int | None:
+    """The declared body length; None when absent, invalid or when the headers are over the limit (the
+    full stack answers those)."""
+    length: int | None = None
+    total = 0
     for k, v in scope["headers"]:
+        total += len(k) + len(v)
         if k == b"content-length":
             try:
-                return int(v)
+                length = int(v)
             except ValueError:
                 return None
-    return None
+    return None if total > MAX_HEADER_BYTES else length
 
 
 def _replay(body: bytes, more: bool, receive: Receive) -> Receive:

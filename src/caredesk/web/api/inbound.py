@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from caredesk.accounts.actions import inbox_exists
 from caredesk.contacts.identities import normalize_identity
 from caredesk.conversations.inbound import Inbound, receive_inbound
-from caredesk.platform.errors import NotFound
+from caredesk.platform.errors import CaredeskError, NotFound
 from caredesk.services import Services
 from caredesk.web.api.schemas import InboundIn
 from caredesk.web.deps import ActorDep, ServicesDep, token_actor
@@ -88,7 +88,7 @@ async def inbound_hot(svc: Services, req: HotRequest) -> HotResponse | None:
     try:
         body = InboundIn.model_validate_json(req.body)
         value = normalize_identity(body.sender.kind, body.sender.value)
-    except (ValidationError, ValueError):
+    except (ValidationError, ValueError, CaredeskError):
         return None
     if (
         body.metadata
@@ -97,8 +97,8 @@ async def inbound_hot(svc: Services, req: HotRequest) -> HotResponse | None:
         return None
     try:
         result = await svc.db.write(_store, _inbound(actor.account_id, inbox_id, body, value))
-    except NotFound:
-        return None
+    except CaredeskError:
+        return None  # nothing was stored (the write rolled back): the full stack answers the error
     return HotResponse(200 if result["duplicate"] else 201, orjson.dumps(result))
 
 
