@@ -95,6 +95,7 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         job_poll_seconds=0.05,
         rate_limit_per_minute=1_000_000,
         login_attempts_per_minute=1000,
+        preload_models=False,  # loaded lazily by the few tests that need them (seconds of CPU each start)
     )
 
 
@@ -248,4 +249,5 @@ def server_env(settings: Settings) -> dict[str, str]:
         "CAREDESK_SECRET_KEY": settings.secret_key,
         "CAREDESK_RATE_LIMIT_PER_MINUTE": "1000000",
         "CAREDESK_JOB_POLL_SECONDS": "0.05",
+        "CAREDESK_PRELOAD_MODELS": "false",
     }

@@ -145,6 +145,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             from caredesk.routing.jobs import schedule_sweep
 
             await svc.db.write(schedule_sweep, 0.0)
+        if svc.worker is not None and settings.preload_models:
+            # Before accepting connections: the load holds the GIL for seconds (caredesk.ai.language).
+            from caredesk.ai.language import preload
+
+            await asyncio.to_thread(preload)
         await svc.bus.start()
         task = asyncio.create_task(svc.worker.run()) if svc.worker else None
         smtp = await _start_smtp(svc)

@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     job_lease_seconds: float = 60.0
     job_poll_seconds: float = 0.5
     job_max_attempts: int = 8
+    # Load the AI step's language models when a process with the embedded worker starts, before it
+    # accepts connections (about 350 MB, seconds of CPU). Lazily, the first message that needs them
+    # freezes the whole process, real-time streams included, for those seconds.
+    preload_models: bool = True
 
     # Real time
     event_retention: int = 100_000  # events kept per account before a client is told to resync

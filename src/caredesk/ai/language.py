@@ -5,7 +5,8 @@ Lingua (high-accuracy mode) is good on short texts but its models take about
 - a fast path answers "en" for text made mostly of common English words, which
   is most traffic for an English-speaking business, without loading lingua;
 - lingua loads lazily, only the languages in CAREDESK_LANGUAGES (default: 12
-  common ones), on the first message the fast path cannot settle.
+  common ones), on the first message the fast path cannot settle; or at start
+  with `preload()` (the server does, see `Settings.preload_models`).
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ _lock = threading.Lock()
 _detector: Any = None
 
 
-def _lingua() -> Any:
+def _lingua(preload: bool = False) -> Any:
     global _detector
     with _lock:
         if _detector is None:
@@ -131,8 +132,17 @@ def _lingua() -> Any:
 
             codes = os.environ.get("CAREDESK_LANGUAGES", DEFAULT_LANGUAGES).split(",")
             isos = [getattr(IsoCode639_1, c.strip().upper()) for c in codes if c.strip()]
-            _detector = LanguageDetectorBuilder.from_iso_codes_639_1(*isos).build()
+            builder = LanguageDetectorBuilder.from_iso_codes_639_1(*isos)
+            _detector = (builder.with_preloaded_language_models() if preload else builder).build()
         return _detector
+
+
+def preload() -> None:
+    """Load lingua's models now, all of them. Loading takes seconds of CPU and holds the GIL all along
+    (lingua is Rust and does not release it), so a lazy load on the first message the fast path cannot
+    settle freezes every other thread of the process, the web server's event loop included: a process
+    that serves clients and runs the AI step calls this before it accepts connections."""
+    _lingua(preload=True)
 
 
 def _english(words: list[str]) -> bool:
