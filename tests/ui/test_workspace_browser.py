@@ -280,3 +280,114 @@ async def test_failed_reply_shows_the_reason_and_retry_resends(world: World, bro
     )
     await page.goto(f"{world.live.url}/c/{world.conv_id}")
     await second.locator("[data-testid=delivery-status]", has_text="sent").wait_for()
+
+
+# ---------------------------------------------------------------- accessibility
+
+FOCUS = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return {tag: 'BODY', ring: false};
+  // A view tab's radio is drawn by its label: the ring is on the label.
+  const carrier = el.matches('.view-tab input') ? el.closest('.view-tab') : el;
+  const s = getComputedStyle(carrier);
+  const ring = s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2;
+  return {tag: el.tagName, id: el.id, cls: el.className, text: (el.innerText || el.value || '').slice(0, 40),
+          ring};
+}"""
+
+
+async def _tab_until(
+    page: Any, selector: str, *, back: bool = False, limit: int = 80
+) -> list[dict[str, Any]]:
+    """Presses Tab (or Shift+Tab) until `selector` has the focus; every stop on the way shows a focus ring."""
+    stops: list[dict[str, Any]] = []
+    for _ in range(limit):
+        await page.keyboard.press("Shift+Tab" if back else "Tab")
+        info = await page.evaluate(FOCUS)
+        stops.append(info)
+        assert info["ring"], f"no visible focus on {info} (after {stops[:-1]})"
+        if await page.evaluate("(sel) => document.activeElement.matches(sel)", selector):
+            return stops
+    raise AssertionError(f"{selector} never got the focus; stops: {stops}")
+
+
+async def test_keyboard_only_open_reply_and_assign(world: World, browser: Any) -> None:
+    page = await _agent(browser, world.live.url, ADMIN_EMAIL)
+    item = page.locator(".conv-item", has=page.locator("em", has_text="Unassigned")).first
+    conv_id = int(str(await item.get_attribute("data-conversation-id")))
+    await page.locator("body").focus()
+    # Tab to the conversation in the list and open it with Enter.
+    await _tab_until(page, f'.conv-item[data-conversation-id="{conv_id}"] .conv-link')
+    await page.keyboard.press("Enter")
+    await page.locator(f'#conversation[data-conversation-id="{conv_id}"]').wait_for()
+    # Tab on to the reply box, write, send with Ctrl+Enter.
+    await _tab_until(page, "#reply-box")
+    await page.keyboard.type("Typed with the keyboard alone.")
+    await page.keyboard.press("Control+Enter")
+    await page.locator("#timeline .msg-outgoing", has_text="Typed with the keyboard alone.").wait_for()
+    assert await page.evaluate("() => document.activeElement.id") == "reply-box"
+    # Back to the toolbar with Shift+Tab and assign the conversation to me.
+    await _tab_until(page, "[data-action=assign-me]", back=True)
+    await page.keyboard.press("Enter")
+    await page.locator(".conv-head .assignee", has_text="Assigned to Alex Admin").wait_for()
+    # The re-rendered view keeps the keyboard user's place (not thrown back to the top of the page).
+    await page.wait_for_function(
+        "() => document.activeElement && document.activeElement.dataset.action === 'assign-me'"
+    )
+    info = await page.evaluate(FOCUS)
+    assert info["ring"], info
+    # The shortcut works too, and the help dialog opens and closes from the keyboard.
+    await page.keyboard.press("Escape")
+    await page.keyboard.press("?")
+    await page.locator("#shortcuts[open]").wait_for()
+    await page.keyboard.press("Escape")
+    await page.wait_for_function("() => !document.getElementById('shortcuts').open")
+
+
+async def _unnamed_controls(page: Any) -> list[str]:
+    """Form controls (as Chromium's accessibility tree computes them) that have no accessible name."""
+    cdp = await page.context.new_cdp_session(page)
+    tree = await cdp.send("Accessibility.getFullAXTree")
+    roles = {
+        "textbox",
+        "combobox",
+        "checkbox",
+        "radio",
+        "button",
+        "listbox",
+        "spinbutton",
+        "searchbox",
+        "switch",
+    }
+    bad = []
+    for node in tree["nodes"]:
+        if node.get("ignored"):
+            continue
+        role = (node.get("role") or {}).get("value")
+        name = ((node.get("name") or {}).get("value") or "").strip()
+        if role in roles and not name:
+            bad.append(role)
+            if "backendDOMNodeId" in node:  # say which element it is
+                d = await cdp.send("DOM.describeNode", {"backendNodeId": node["backendDOMNodeId"]})
+                bad[-1] += f" <{d['node']['nodeName'].lower()} {d['node'].get('attributes', [])}>"
+    await cdp.detach()
+    return bad
+
+
+async def test_every_form_control_has_an_accessible_name(world: World, browser: Any) -> None:
+    ctx = await browser.new_context(viewport={"width": 1366, "height": 820})
+    login = await ctx.new_page()
+    await login.goto(world.live.url + "/login")
+    assert await _unnamed_controls(login) == []
+    await ctx.close()
+    page = await _agent(browser, world.live.url, ADMIN_EMAIL)
+    await page.goto(f"{world.live.url}/c/{world.conv_id}")
+    await page.locator("details.action").first.wait_for()
+    # Controls inside closed boxes (transfer, snooze, labels, actions, merge) count too.
+    await page.evaluate("() => document.querySelectorAll('details').forEach((d) => { d.open = true; })")
+    controls = await page.locator("input:not([type=hidden]), select, textarea, button").count()
+    assert controls > 30
+    assert await _unnamed_controls(page) == []
+    for section in ("agents", "teams", "inboxes", "account", "dead-letters"):
+        await page.goto(f"{world.live.url}/admin/{section}")
+        assert await _unnamed_controls(page) == [], section

@@ -221,6 +221,35 @@ function onConversationShown() {
 }
 window.setInterval(() => { if (current() && !document.hidden) void sendPresence("viewing"); }, 25000);
 document.body.addEventListener("htmx:afterSettle", onConversationShown);
+
+// A swap replaces the element that had the focus (Assign, Resolve, an action's Run...): put the focus
+// on its counterpart in the new content, or on the swapped region, never back on the page's top.
+function focusKey(el: Element): string | null {
+  if (el.id) return `#${CSS.escape(el.id)}`;
+  const h = el as HTMLElement;
+  if (h.dataset.action) return `[data-action="${CSS.escape(h.dataset.action)}"]`;
+  if (h.dataset.testid) return `[data-testid="${CSS.escape(h.dataset.testid)}"]`;
+  return null;
+}
+let lostFocus: { target: HTMLElement; key: string | null; region: string | null } | null = null;
+document.body.addEventListener("htmx:beforeSwap", (e) => {
+  const target = (e as CustomEvent).detail.target as HTMLElement | null;
+  const active = document.activeElement;
+  if (target && active && active !== document.body && target.contains(active)) {
+    lostFocus = { target, key: focusKey(active), region: target.id ? `#${CSS.escape(target.id)}` : null };
+  }
+});
+document.body.addEventListener("htmx:afterSettle", (e) => {
+  const lost = lostFocus;
+  const target = (e as CustomEvent).detail.target as HTMLElement | null;
+  if (!lost || (target !== lost.target && lost.target.isConnected)) return; // another region's swap
+  lostFocus = null;
+  if (document.activeElement && document.activeElement !== document.body) return;
+  const again = lost.key ? document.querySelector<HTMLElement>(lost.key) : null;
+  const region = lost.region ? document.querySelector<HTMLElement>(lost.region) : null;
+  if (again) again.focus();
+  else if (region) { if (region.tabIndex < 0 && !region.hasAttribute("tabindex")) region.tabIndex = -1; region.focus(); }
+});
 // The list partial carries fresh counts; copy them into the view tabs.
 document.body.addEventListener("htmx:afterSwap", () => {
   document.querySelectorAll<HTMLElement>("[data-count-update]").forEach((src) => {
