@@ -261,12 +261,19 @@ def drain(session: Session, account_id: int) -> list[Placement]:
     full: set[int | None] = set()
     entries = list(
         session.execute(
-            select(QueueEntry.conversation_id)
+            select(
+                QueueEntry.conversation_id, QueueEntry.team_id, Conversation.status, Conversation.assignee_id
+            )
+            .join(Conversation, Conversation.id == QueueEntry.conversation_id, isouter=True)
             .where(QueueEntry.account_id == account_id)
             .order_by(QueueEntry.rank.desc(), QueueEntry.queued_at, QueueEntry.conversation_id)
-        ).scalars()
+        )
     )
-    for cid in entries:
+    for cid, team_id, status, assignee_id in entries:
+        # Only this loop changes these rows, once each: an entry still to clean up (its conversation
+        # resolved or assigned elsewhere) is always visited; one of a full team is not even loaded.
+        if team_id in full and status != "resolved" and assignee_id is None:
+            continue
         p = _assign_entry(session, cid, full)
         if p is not None:
             placed.append(p)
