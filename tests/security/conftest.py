@@ -24,6 +24,7 @@ SECRET_TEAM = "Team Alphahidden"
 SECRET_INBOX = "Inbox Alphahidden"
 SECRET_JOB = "alpha-dead-job-payload-9911"
 SECRET_FILE = b"alpha-secret-file-contents-4410"
+SECRET_WEBHOOK_URL = "https://alpha-hidden-crm.example/hooks/8812"
 
 
 @dataclass
@@ -118,6 +119,14 @@ async def world(
     await _ok(
         await client.put("/api/v1/automation/secrets/shop_key", headers=h, json={"value": "alpha-shop-key"})
     )
+    hook = await _ok(
+        await client.post(
+            "/api/v1/webhooks",
+            headers=h,
+            json={"url": SECRET_WEBHOOK_URL, "event_types": ["message.created"]},
+        )
+    )
+    ids["webhook_id"] = hook["id"]
 
     def seed(s: Session) -> tuple[int, str, str]:
         key = services.storage.put(a.id, "alpha.txt", SECRET_FILE)
@@ -172,6 +181,8 @@ async def world(
                 "Alpha Keeper",
                 "Alpha Merged",
                 "alpha-shop-key",
+                SECRET_WEBHOOK_URL,
+                hook["secret"],
                 tok["token"],
                 a.token,
                 "Shop alpha",

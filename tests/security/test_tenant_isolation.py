@@ -33,6 +33,7 @@ PARAM_VALUES: dict[str, Callable[[World], str]] = {
     "merge_id": lambda w: str(w.ids["merge_id"]),
     "token_id": lambda w: str(w.ids["token_id"]),
     "job_id": lambda w: str(w.ids["job_id"]),
+    "webhook_id": lambda w: str(w.ids["webhook_id"]),
     # Not ids: the attachment's position in A's message, a name in a per-account namespace, a page name.
     "index": lambda w: "0",
     "name": lambda w: "shop_key",
@@ -96,6 +97,7 @@ def _bodies(w: World) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/api/v1/conversations/{conversation_id}/actions/{name}"): {"json": {"confirmed": True}},
         ("POST", "/api/v1/conversations/{conversation_id}/reask-check"): {"json": {"content": "your email?"}},
         ("PUT", "/api/v1/automation/secrets/{name}"): {"json": {"value": "bravo-value"}},
+        ("PATCH", "/api/v1/webhooks/{webhook_id}"): {"json": {"url": "https://evil.example/x"}},
         ("POST", "/ui/c/{conversation_id}/reply"): {"data": {"content": "pwned"}},
         ("POST", "/ui/c/{conversation_id}/assign"): {"data": {"agent_id": "me"}},
         ("POST", "/ui/c/{conversation_id}/transfer"): {"data": {"target": f"agent:{b_admin}", "note": "x"}},
@@ -144,6 +146,7 @@ async def snapshot(client: httpx.AsyncClient, services: Services, w: World) -> d
         "/api/v1/jobs/dead",
         "/api/v1/automation/secrets",
         "/api/v1/audit",
+        "/api/v1/webhooks",
     ]
     out: dict[str, Any] = {}
     for p in paths:
@@ -164,6 +167,7 @@ async def snapshot(client: httpx.AsyncClient, services: Services, w: World) -> d
                 "audit_log",
                 "automation_secrets",
                 "raw_inbound",
+                "webhook_endpoints",
             )
         }
 

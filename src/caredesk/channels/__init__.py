@@ -1,7 +1,8 @@
 """Channel adapters: every way customers reach the business lands in one inbox, one contact, one timeline.
 
 `install(services)` is called by `caredesk.app`: it registers each channel's sender in
-`services.senders` (by Inbox.channel) and the channels' job handlers. Web chat needs no sender
+`services.senders` (by Inbox.channel) and the channels' job handlers, and the accounts' outbound webhooks
+(caredesk.channels.webhooks). Web chat needs no sender
 (the customer's stream is the delivery).
 """
 
@@ -18,6 +19,7 @@ def install(services: Any) -> None:
     from caredesk.channels.messenger.sender import MessengerSender
     from caredesk.channels.telegram.sender import TelegramSender
     from caredesk.channels.twilio.sender import TwilioSender
+    from caredesk.channels.webhooks import install as install_webhooks
     from caredesk.channels.whatsapp_cloud.sender import WhatsAppCloudSender
 
     callbacks = CallbackUrls(services.db, services.settings.public_url)
@@ -33,3 +35,4 @@ def install(services: Any) -> None:
         }
     )
     services.registry.add("email.imap_poll", imap_poll_job)
+    install_webhooks(services)

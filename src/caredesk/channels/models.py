@@ -1,4 +1,5 @@
-"""Tables the channel adapters keep: provider delivery ids seen (replay/dedupe) and poll cursors."""
+"""Tables the channel adapters keep: provider delivery ids seen (replay/dedupe), poll cursors, and the
+accounts' outbound webhook endpoints."""
 
 from __future__ import annotations
 
@@ -37,3 +38,24 @@ class ChannelCursor(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("inbox_id", "name"),)
+
+
+class WebhookEndpoint(Base):
+    """An account's outbound webhook: where its domain events are POSTed, Standard-Webhooks signed.
+
+    `cursor` is the last event seq of the account's stream that was turned into delivery jobs for this
+    endpoint; the dispatcher moves it forward in the same transaction as it enqueues the jobs, so no
+    event is skipped and none is enqueued twice (the job key is endpoint + seq).
+    """
+
+    __tablename__ = "webhook_endpoints"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(200))
+    event_types: Mapped[list[str]] = mapped_column(default=list)
+    description: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(default=True)
+    cursor: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -8,12 +8,15 @@ nothing written. Malformed body: 400 with the reason, and the body kept for insp
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy.orm import Session
+from starlette.datastructures import URL, QueryParams
 
 from caredesk.channels.base import (
     ChannelAdapter,
@@ -31,6 +34,7 @@ from caredesk.conversations.inbound import record_malformed
 from caredesk.platform.errors import NotFound
 from caredesk.services import Services
 from caredesk.web.deps import ActorDep, ServicesDep
+from caredesk.web.hotpath import HotRequest, HotResponse, HotRoute
 from caredesk.web.problems import problem
 
 log = logging.getLogger(__name__)
@@ -143,6 +147,45 @@ async def webhook(channel: str, token: str, request: Request, svc: ServicesDep) 
     return JSONResponse(_summary(result))
 
 
+async def webhook_hot(svc: Services, hot: HotRequest) -> HotResponse | None:
+    """`webhook` without FastAPI in front, for deliveries that verify and parse; None hands the request to
+    `webhook`, which answers refusals (401/403), malformed bodies (400, kept) and unknown inboxes itself."""
+    channel, token = hot.params
+    adapter = adapters().get(channel)
+    if adapter is None or getattr(adapter, "handle", None) is not None:
+        return None
+    try:
+        adapter, inbox = await find_inbox(svc, channel, token)
+    except NotFound:
+        return None
+    scope = hot.scope
+    query = scope["query_string"].decode("latin-1")
+    suffix = scope["path"] + (f"?{query}" if query else "")
+    req = WebhookRequest(
+        method="POST",
+        url=svc.settings.public_url.rstrip("/") + suffix,
+        headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]},
+        body=hot.body,
+        query=dict(QueryParams(scope["query_string"])),
+        alt_urls=(str(URL(scope=scope)),),
+    )
+    try:
+        adapter.verify(inbox, req)
+        parsed: Parsed = checked(adapter.parse(inbox, req))
+    except (Rejected, Malformed):
+        return None
+    result: IngestResult = await svc.db.write(ingest, inbox.id, inbox.account_id, parsed)
+    respond = getattr(adapter, "respond", None)
+    if respond is None:
+        return HotResponse(200, orjson.dumps(_summary(result)))
+    answer: Response = respond(inbox, parsed, result)
+    ctype = answer.headers.get("content-type", "application/octet-stream")
+    return HotResponse(answer.status_code, bytes(answer.body), ctype.encode("latin-1"))
+
+
+HOT_ROUTES = [HotRoute("POST", re.compile(r"/webhooks/([a-z_]{1,32})/([A-Za-z0-9_\-]{1,64})"), webhook_hot)]
+
+
 @router.get("/api/v1/conversations/{conversation_id}/channel-window", tags=["conversations"])
 async def channel_window(conversation_id: int, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
     """Whether a free-form reply can be sent now (WhatsApp's 24-hour window), for the agent UI to say so."""
@@ -167,3 +210,13 @@ def _summary(result: IngestResult) -> dict[str, Any]:
 def ingest_sync(session: Session, inbox: InboxInfo, parsed: Parsed) -> IngestResult:
     """For pollers (IMAP) that already run inside a write."""
     return ingest(session, inbox.id, inbox.account_id, parsed)
+
+
+def _include_webhook_endpoints() -> None:
+    # The accounts' outbound webhook endpoints (/api/v1/webhooks) are served with the channels.
+    from caredesk.channels.webhooks.routes import router as endpoints
+
+    router.include_router(endpoints)
+
+
+_include_webhook_endpoints()
