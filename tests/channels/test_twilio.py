@@ -256,3 +256,37 @@ async def _run_jobs_now(services: Services) -> None:
     await services.db.write(due)
     assert services.worker is not None
     await services.worker.run_until_idle()
+
+
+async def test_valid_deliveries_take_the_hot_path_and_refusals_the_full_stack(
+    client: httpx.AsyncClient,
+    services: Services,
+    sms_inbox: tuple[int, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """caredesk.web.hotpath: a delivery that verifies and parses never reaches the FastAPI route (which
+    reads the request through `raw_request`); a forged or malformed one does, and is answered there."""
+    from caredesk.channels import routes
+
+    full_stack: list[str] = []
+    real = routes.raw_request
+
+    async def spy(request: object, svc: Services) -> object:
+        full_stack.append(str(getattr(request, "url", "")))
+        return await real(request, svc)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(routes, "raw_request", spy)
+    inbox_id, token = sms_inbox
+    path = f"/webhooks/twilio/{token}"
+    body = fixture("twilio_sms_inbound.form")
+    r = await client.post(path, content=body, headers=signed(path, body))
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/xml")
+    assert "<Response>" in r.text and "content-security-policy" in r.headers
+    assert full_stack == [] and counts(services, inbox_id)["messages"] == 1
+
+    forged = {**signed(path, body), "x-twilio-signature": "AAAA"}
+    assert (await client.post(path, content=body, headers=forged)).status_code in (401, 403)
+    bad = b"AccountSid=AC1&From=%2B14158675310&Body=no+sid"
+    assert (await client.post(path, content=bad, headers=signed(path, bad))).status_code == 400
+    assert len(full_stack) == 2
+    assert counts(services, inbox_id) == {"messages": 1, "conversations": 1, "raw": 2, "malformed": 1}
