@@ -185,6 +185,104 @@ async def bench_webhooks(
     return out
 
 
+WRK_LUA = r"""
+local reqs = {}
+local i = 0
+init = function(args)
+  local f = assert(io.open(args[1], "rb"))
+  local data = f:read("*a")
+  f:close()
+  local pos = 1
+  while pos <= #data do
+    local nl = data:find("\n", pos, true)
+    local len = tonumber(data:sub(pos, nl - 1))
+    reqs[#reqs + 1] = data:sub(nl + 1, nl + len)
+    pos = nl + len + 1
+  end
+end
+request = function()
+  i = i + 1
+  if i > #reqs then
+    return wrk.format("GET", "/healthz")  -- past the prepared deliveries: nothing more to store
+  end
+  return reqs[i]
+end
+"""
+
+
+def bench_webhooks_wrk(
+    public: str, inboxes: dict[str, tuple[int, str]], seconds: int, conc: int, db_url: str
+) -> dict[str, float]:
+    """wrk (C, one thread) sends prepared, distinct, signed deliveries: the client costs little CPU, so the
+    figure is the server's. Each delivery is a new message; every answer must be 2xx and every one stored."""
+    import re
+    import shutil
+
+    from sqlalchemy import text
+
+    from caredesk.platform.db import Database
+
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed for --client wrk: apt-get install wrk")
+    out = {}
+    host = public.split("://", 1)[1]
+    tmp = Path(tempfile.mkdtemp(prefix="cd-wrk-"))
+    lua = tmp / "deliveries.lua"
+    lua.write_text(WRK_LUA)
+    n = 5000 * seconds  # more than the server can take in the time: no delivery is sent twice
+    for seg, (channel, make) in FORMATS.items():
+        path = f"/webhooks/{seg}/{inboxes[channel][1]}"
+        data = tmp / f"{seg}.reqs"
+        with data.open("wb") as f:
+            for i in range(n):
+                body, headers = make(public + path, i)
+                head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
+                head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+                req = head.encode() + b"\r\n" + body
+                f.write(f"{len(req)}\n".encode() + req)
+        db = Database(db_url)
+        count = "SELECT count(*) FROM messages WHERE inbox_id = :i"
+        before = db.read_sync(lambda s: s.execute(text(count), {"i": inboxes[channel][0]}).scalar())  # noqa: B023
+        res = subprocess.run(
+            [
+                "wrk",
+                "-t1",
+                f"-c{conc}",
+                f"-d{seconds}s",
+                "--latency",
+                "-s",
+                str(lua),
+                public,
+                "--",
+                str(data),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        after = db.read_sync(lambda s: s.execute(text(count), {"i": inboxes[channel][0]}).scalar())  # noqa: B023
+        db.close()
+        total = int(re.search(r"(\d+) requests in", res).group(1))  # type: ignore[union-attr]
+        secs = float(re.search(r"requests in ([\d.]+)s", res).group(1))  # type: ignore[union-attr]
+        non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", res)
+        p99 = re.search(r"\s99%\s+([\d.]+\w+)", res)
+        stored = int(after) - int(before)
+        if total > n:
+            raise SystemExit(f"{seg}: ran out of prepared deliveries ({total} > {n})")
+        # wrk stops with up to `conc` requests in flight: those are stored but not counted as answered.
+        if non2xx or not total <= stored <= total + conc:
+            raise SystemExit(
+                f"{seg}: {total} sent, {stored} stored, non-2xx: {non2xx.group(1) if non2xx else 0}"
+            )
+        out[seg] = total / secs
+        print(
+            f"webhooks {seg:9s} {total} answered 2xx in {secs:.2f}s = {total / secs:,.0f}/s, {stored} stored "
+            f"(p99 {p99.group(1) if p99 else '?'}, {conc} connections, wrk)",
+            flush=True,
+        )
+    return out
+
+
 def corpus(n: int) -> list[tuple[EmailMessage, str | None]]:
     """New mails, and replies (every third mail) to an earlier one: (message, parent Message-ID)."""
     out: list[tuple[EmailMessage, str | None]] = []
@@ -266,6 +364,13 @@ def main() -> None:
     ap.add_argument("--webhooks", type=int, default=2000, help="requests per provider format")
     ap.add_argument("--emails", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument(
+        "--client",
+        choices=("wrk", "httpx"),
+        default="wrk",
+        help="webhook client: wrk (C; the figure is the server's) or httpx (Python, on the same cores)",
+    )
+    ap.add_argument("--seconds", type=int, default=10, help="per provider format, with --client wrk")
     args = ap.parse_args()
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
@@ -298,6 +403,10 @@ def main() -> None:
             "--log-level",
             "warning",
             "--no-access-log",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
         ],
         env=env,
         cwd=str(ROOT),
@@ -309,7 +418,9 @@ def main() -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        if args.webhooks:
+        if args.webhooks and args.client == "wrk":
+            bench_webhooks_wrk(public, inboxes, args.seconds, args.concurrency, db_url)
+        elif args.webhooks:
             asyncio.run(bench_webhooks(public, public, inboxes, args.webhooks, args.concurrency))
     finally:
         proc.terminate()
