@@ -10,6 +10,7 @@ import datetime as dt
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select, update
 
 from caredesk.channels import webhooks as wh
@@ -22,6 +23,8 @@ from caredesk.services import Services
 from tests.channels.fake_provider import FakeProvider, Recorded
 from tests.channels.test_twilio import _run_jobs_now
 from tests.conftest import AccountFixture, login, post_inbound
+
+pytestmark = pytest.mark.postgres
 
 
 def _verified(rec: Recorded, secret: str) -> dict[str, Any]:
