@@ -19,12 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from caredesk.accounts.models import Inbox
-from caredesk.channels.models import WebhookReceipt
 from caredesk.conversations.actions import mark_delivery
 from caredesk.conversations.inbound import Inbound, InboundResult, receive_inbound
-from caredesk.conversations.models import Message
-from caredesk.platform.db import insert_ignoring_conflicts
+from caredesk.platform.db import SQL, raw
 from caredesk.platform.jobs import PermanentFailure, RetryLater
+from caredesk.platform.models import utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,26 +152,31 @@ class ChannelAdapter(Protocol):
     def parse(self, inbox: InboxInfo, req: WebhookRequest) -> Parsed: ...
 
 
+# Precompiled: these run on every provider request (see caredesk.platform.db.SQL).
+_RECEIPT = SQL(
+    "INSERT INTO channel_webhook_receipts (inbox_id, delivery_id, received_at) VALUES (:inbox, :delivery, :now) "
+    "ON CONFLICT (inbox_id, delivery_id) DO NOTHING RETURNING id"
+)
+_MESSAGE_BY_CHANNEL_ID = SQL("SELECT id FROM messages WHERE inbox_id = :inbox AND channel_message_id = :cmid")
+
+
 def ingest(session: Session, inbox_id: int, account_id: int, parsed: Parsed) -> IngestResult:
     """Write one provider delivery: every message and status in it, or nothing (one transaction)."""
     out = IngestResult()
+    r = raw(session)
     if parsed.delivery_id is not None:
-        inserted = session.execute(
-            insert_ignoring_conflicts(session, WebhookReceipt.__table__, "inbox_id", "delivery_id")  # type: ignore[arg-type]
-            .values(inbox_id=inbox_id, delivery_id=parsed.delivery_id[:200])
-            .returning(WebhookReceipt.id)
-        ).scalar()
-        if inserted is None:
+        row = r.one(
+            _RECEIPT,
+            {"inbox": inbox_id, "delivery": parsed.delivery_id[:200], "now": r.ts(utcnow())},
+        )
+        if row is None:
             out.replayed = True
             return out
     for msg in parsed.inbound:
         out.results.append(receive_inbound(session, msg))
     for st in parsed.statuses:
-        mid = session.execute(
-            select(Message.id).where(
-                Message.inbox_id == inbox_id, Message.channel_message_id == st.channel_message_id
-            )
-        ).scalar()
+        found = r.one(_MESSAGE_BY_CHANNEL_ID, {"inbox": inbox_id, "cmid": st.channel_message_id})
+        mid = None if found is None else found[0]
         if (
             mid is not None
             and mark_delivery(session, account_id, int(mid), st.status, error=st.error) is not None
