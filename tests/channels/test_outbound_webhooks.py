@@ -254,3 +254,14 @@ async def test_dispatch_never_skips_or_doubles_an_event(
         assert cursor == last
     finally:
         receiver.stop()
+
+
+def test_retry_after_takes_seconds_or_an_http_date() -> None:
+    from caredesk.channels.base import retry_after_seconds
+
+    now = 1_700_000_000.0  # Tue, 14 Nov 2023 22:13:20 GMT
+    assert retry_after_seconds("120", now) == 120.0
+    assert retry_after_seconds("Tue, 14 Nov 2023 22:15:20 GMT", now) == 120.0
+    assert retry_after_seconds("Tue, 14 Nov 2023 22:00:00 GMT", now) == 0.0  # already past
+    for bad in (None, "", "soon", "Tue, 14 Nov 2023 22:15:20", "-", "Mon, 99 Foo 2023 99:99:99 GMT"):
+        assert retry_after_seconds(bad, now) is None, bad

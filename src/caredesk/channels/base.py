@@ -10,6 +10,7 @@ A rejected request writes nothing; a malformed one is kept (`record_malformed`) 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -199,13 +200,21 @@ def load_inbox_by_token(session: Session, token: str) -> InboxInfo | None:
 # ---- outbound helpers shared by the senders -------------------------------------------------------
 
 
-def retry_after_seconds(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """`Retry-After` in seconds: delay-seconds or an HTTP-date (RFC 9110); None when absent or unreadable."""
     if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
         return None
+    if when.tzinfo is None:
+        return None  # an HTTP-date is always GMT; a zoneless date is not one
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 async def provider_call(method: str, url: str, *, timeout_s: float = 15.0, **kwargs: Any) -> httpx.Response:
