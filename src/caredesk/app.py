@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -166,7 +167,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             await svc.bus.stop()
             svc.db.close()
 
-    app = FastAPI(
+    app = CaredeskApp(
         title="Caredesk API",
         version="1",
         description="One inbox, one customer, one timeline. Errors are application/problem+json (RFC 9457).",
@@ -200,9 +201,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         upload_prefixes=("/api/v1/uploads", "/widget/api/uploads"),
         upload_patterns=(r"/ui/c/\d+/reply", r"/api/v1/conversations/\d+/attachments"),
     )
-    # Outermost: the routes that take most of the traffic skip the stack above when the request is valid.
-    app.add_middleware(
-        HotPaths,
+    # Before everything, FastAPI's own layers included: the routes that take most of the traffic skip the
+    # stack above when the request is valid.
+    app.hot = HotPaths(
+        functools.partial(FastAPI.__call__, app),
         services=svc,
         routes=hot_routes,
         limiter=limiter,
@@ -210,6 +212,18 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         default_headers=SecurityHeaders.DEFAULTS,
     )
     return app
+
+
+class CaredeskApp(FastAPI):
+    """FastAPI, with the hot routes (caredesk.web.hotpath) answered before its middleware stack runs."""
+
+    hot: HotPaths | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.hot is not None and scope["type"] == "http":
+            await self.hot(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 async def _start_smtp(svc: Services) -> Any:

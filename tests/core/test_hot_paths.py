@@ -228,3 +228,23 @@ async def test_middleware_without_content_length_goes_to_the_full_stack() -> Non
 def test_hot_routes_of_reads_the_module_attribute() -> None:
     assert hotpath.hot_routes_of(inbound_api) == inbound_api.HOT_ROUTES
     assert hotpath.hot_routes_of(object()) == []
+
+
+async def test_a_failing_hot_handler_answers_500_problem_json() -> None:
+    async def broken(svc: Any, req: HotRequest) -> HotResponse | None:
+        raise RuntimeError("boom")
+
+    inner = _Inner()
+    mw = HotPaths(
+        inner,  # type: ignore[arg-type]
+        services=None,  # type: ignore[arg-type]
+        routes=[HotRoute("POST", re.compile(r"/broken"), broken)],
+        limiter=RateLimiter(1_000_000),
+        max_body_bytes=100,
+        default_headers=(),
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=mw), base_url="http://t") as c:
+        r = await c.post("/broken", content=b"x")
+    assert r.status_code == 500
+    assert r.headers["content-type"] == "application/problem+json" and r.json()["status"] == 500
+    assert inner.bodies == []  # not run twice through the full stack

@@ -13,6 +13,7 @@ per-IP rate limit (the same limiter instance), the body limit and the security h
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from caredesk.web.limits import MAX_HEADER_BYTES
+from caredesk.web.limits import MAX_HEADER_BYTES, _send_problem
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from caredesk.services import Services
@@ -121,7 +124,15 @@ class HotPaths:
         body = b"".join(chunks)
         answer: HotResponse | None = None
         if not more:
-            answer = await route.handler(self.svc, HotRequest(scope, params, body))
+            try:
+                answer = await route.handler(self.svc, HotRequest(scope, params, body))
+            except Exception:
+                # What FastAPI's error middleware would do: log it, answer 500 problem+json.
+                log.exception("hot route %s failed", scope["path"])
+                await _send_problem(
+                    send, 500, "Internal server error", "the request failed; it can be retried"
+                )
+                return
         if answer is None:
             # Refund the token taken above: the full stack takes its own.
             self.limiter.refund(f"ip:{client[0]}")
