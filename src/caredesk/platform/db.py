@@ -102,15 +102,18 @@ def _make_engine(url: str, *, writer: bool) -> Engine:
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
             # IMMEDIATE takes the write lock up front: no lock upgrade deadlocks between processes.
+            # On the driver's connection directly: this runs once per batch, and SQLAlchemy's statement
+            # machinery costs more than these statements themselves.
+            dbapi = conn.connection.driver_connection
             if writer and getattr(_inline_thread, "active", False):
                 # The event loop must not sleep in SQLite's busy handler: fail at once, the writer thread waits.
-                conn.exec_driver_sql("PRAGMA busy_timeout=0")
+                dbapi.execute("PRAGMA busy_timeout=0")
                 try:
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    dbapi.execute("BEGIN IMMEDIATE")
                 finally:
-                    conn.exec_driver_sql("PRAGMA busy_timeout=30000")
+                    dbapi.execute("PRAGMA busy_timeout=30000")
                 return
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+            dbapi.execute("BEGIN IMMEDIATE" if writer else "BEGIN")
 
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
@@ -279,8 +282,8 @@ class _BatchWriter:
         with Session(self.engine, expire_on_commit=False) as session:
             try:
                 r = raw(session)  # starts the transaction (BEGIN IMMEDIATE on SQLite)
-            except DBAPIError as exc:
-                if getattr(_inline_thread, "active", False) and "locked" in str(exc.orig):
+            except Exception as exc:  # the driver's own error: BEGIN runs on the driver connection
+                if getattr(_inline_thread, "active", False) and "locked" in str(exc):
                     raise _Busy() from exc
                 raise
             for req in live:
