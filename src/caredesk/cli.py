@@ -122,7 +122,16 @@ def serve(
     db.close()
     logging.basicConfig(level=log_level.upper())
     uvicorn.run(
-        "caredesk.asgi:app", host=host, port=port, workers=workers, log_level=log_level, proxy_headers=False
+        "caredesk.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        proxy_headers=False,
+        # Real-time frames are small JSON sent to many sockets at once; compressing each one for each
+        # socket (permessage-deflate keeps a compressor per connection) cost more of the one event loop
+        # than anything else in the fan-out. See docs/benchmarks.md, "Widget and workspace".
+        ws_per_message_deflate=False,
     )
 
 

@@ -25,9 +25,10 @@ class Settings(BaseSettings):
     job_lease_seconds: float = 60.0
     job_poll_seconds: float = 0.5
     job_max_attempts: int = 8
-    # Load the AI step's language models when a process with the embedded worker starts, before it
-    # accepts connections (about 350 MB, seconds of CPU). Lazily, the first message that needs them
-    # freezes the whole process, real-time streams included, for those seconds.
+    # A long-running server's start: load the AI step's language models when the process runs the
+    # embedded worker, before it accepts connections (about 350 MB, seconds of CPU; lazily, the first
+    # message that needs them freezes the whole process, real-time streams included, for those seconds),
+    # then move the startup heap out of the garbage collector's full collections (gc.freeze).
     preload_models: bool = True
 
     # Real time
