@@ -71,7 +71,9 @@ async def test_a_held_lock_sends_the_write_to_the_writer_thread_and_the_loop_kee
         other.execute("COMMIT")
         thread = await write
         assert thread != threading.get_ident()
-        # Once the lock is free again, writes go inline again.
+        # Once the writer thread has let go of the connection, writes go inline again.
+        while db._writer.lock.locked():
+            await asyncio.sleep(0.01)
         assert await db.write(_insert, "inline") == threading.get_ident()
         rows = db.read_sync(lambda s: [r[0] for r in s.execute(text("SELECT v FROM t ORDER BY id"))])
         assert rows == ["waited", "inline"]

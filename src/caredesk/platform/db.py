@@ -197,6 +197,9 @@ class _BatchWriter:
         self.queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         # Held while the one writer connection is in use (by the thread, inline, or write_sync).
         self.lock = threading.Lock()
+        # SQLite: run a batch without a SAVEPOINT per request (two statements each), and only when one of
+        # them fails, run it again with them. PostgreSQL keeps them: races between processes retry there.
+        self.optimistic = engine.dialect.name == "sqlite"
         self.thread = threading.Thread(target=self._run, name="caredesk-writer", daemon=True)
         self.thread.start()
 
@@ -250,7 +253,12 @@ class _BatchWriter:
         if not live:
             return
         try:
-            results = self._run_grouped(live)
+            try:
+                results = self._run_grouped(live, savepoints=not self.optimistic)
+            except _Optimism:
+                # Something failed in a batch run without savepoints: nothing was kept; again, each
+                # request in its own savepoint so that only the failing one fails.
+                results = self._run_grouped(live, savepoints=True)
         except _Busy:
             raise
         except _Poisoned:
@@ -276,7 +284,7 @@ class _BatchWriter:
                 req.future.set_result((value, outcome))
 
     def _run_grouped(
-        self, live: list[_Request]
+        self, live: list[_Request], savepoints: bool = True
     ) -> list[tuple[_Request, Any, CommitOutcome | None, BaseException | None]]:
         results: list[tuple[_Request, Any, CommitOutcome | None, BaseException | None]] = []
         with Session(self.engine, expire_on_commit=False) as session:
@@ -286,6 +294,21 @@ class _BatchWriter:
                 if getattr(_inline_thread, "active", False) and "locked" in str(exc):
                     raise _Busy() from exc
                 raise
+            if not savepoints:
+                for req in live:
+                    outcome = CommitOutcome()
+                    session.info["outcome"] = outcome
+                    try:
+                        value = req.fn(session, *req.args, **req.kwargs)
+                        session.flush()
+                    except BaseException as exc:
+                        raise _Optimism() from exc  # leaving the block rolls the whole batch back
+                    finally:
+                        if session.identity_map:
+                            session.expunge_all()
+                    results.append((req, value, outcome, None))
+                session.commit()
+                return results
             for req in live:
                 for attempt in range(1, self.max_attempts + 1):
                     outcome = CommitOutcome()
@@ -335,6 +358,10 @@ class _BatchWriter:
 
 class _Poisoned(Exception):
     pass
+
+
+class _Optimism(Exception):
+    """A request failed in a batch run without savepoints (SQLite): the batch is run again with them."""
 
 
 class _Busy(Exception):
