@@ -2,8 +2,9 @@
 
 Webhooks: a uvicorn server on loopback (SQLite, no embedded worker), N distinct signed payloads per
 provider format posted by concurrent httpx clients; every answer must be 2xx and every message stored.
-Email: the built-in SMTP server in this process, a generated corpus of new mails and replies sent by
-concurrent SMTP clients; afterwards every reply must sit in its parent's conversation.
+Email: the built-in SMTP server of the same Caredesk process (CAREDESK_SMTP_PORT), a generated corpus of
+new mails and replies sent by concurrent SMTP clients from this process; afterwards every reply must sit
+in its parent's conversation.
 
     .venv/bin/python bench/channels_ingest.py --webhooks 2000 --emails 1000 --concurrency 32
 """
@@ -301,20 +302,10 @@ def corpus(n: int) -> list[tuple[EmailMessage, str | None]]:
     return out
 
 
-async def bench_email(db_url: str, inbox_id: int, n: int, conc: int) -> float:
+async def bench_email(db_url: str, inbox_id: int, n: int, conc: int, port: int) -> float:
+    """Mails to the SMTP server of the Caredesk process (CAREDESK_SMTP_PORT), from this process."""
     from sqlalchemy import text
 
-    from caredesk.app import build_services
-    from caredesk.channels.email.server import start
-    from caredesk.settings import Settings
-
-    svc = build_services(
-        Settings(database_url=db_url, data_dir=Path(tempfile.mkdtemp()), embedded_worker=False)
-    )
-    await svc.bus.start()
-    port = 0
-    server = await start(svc, "127.0.0.1", port)
-    port = server.sockets[0].getsockname()[1]
     mails = corpus(n)
     # Parents go first in the order sent: a reply is sent only after its parent was acknowledged.
     queue = iter(mails)
@@ -333,8 +324,8 @@ async def bench_email(db_url: str, inbox_id: int, n: int, conc: int) -> float:
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(conc)))
     dt = time.perf_counter() - t0
-    server.close()
-    rows = svc.db.read_sync(
+    db = Database(db_url)
+    rows = db.read_sync(
         lambda s: dict(
             s.execute(
                 text("SELECT channel_message_id, conversation_id FROM messages WHERE inbox_id = :i"),
@@ -352,8 +343,7 @@ async def bench_email(db_url: str, inbox_id: int, n: int, conc: int) -> float:
         f"new mails -> {convs}/{new} distinct conversations",
         flush=True,
     )
-    await svc.bus.stop()
-    svc.db.close()
+    db.close()
     if len(rows) != n or wrong or convs != new:
         raise SystemExit("email threading check failed")
     return n / dt
@@ -379,6 +369,7 @@ def main() -> None:
     db_url = f"sqlite:///{tmp / 'bench.db'}"
     _acc, inboxes = setup(db_url)
     port = 18000 + os.getpid() % 1000
+    smtp_port = port + 1000
     public = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
@@ -389,6 +380,7 @@ def main() -> None:
         "CAREDESK_EMBEDDED_WORKER": "false",
         "CAREDESK_PUBLIC_URL": public,
         "CAREDESK_LOG_LEVEL": "warning",
+        "CAREDESK_SMTP_PORT": str(smtp_port),
     }
     proc = subprocess.Popen(
         [
@@ -422,11 +414,11 @@ def main() -> None:
             bench_webhooks_wrk(public, inboxes, args.seconds, args.concurrency, db_url)
         elif args.webhooks:
             asyncio.run(bench_webhooks(public, public, inboxes, args.webhooks, args.concurrency))
+        if args.emails:
+            asyncio.run(bench_email(db_url, inboxes["email"][0], args.emails, args.concurrency, smtp_port))
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-    if args.emails:
-        asyncio.run(bench_email(db_url, inboxes["email"][0], args.emails, args.concurrency))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ from caredesk.channels.base import InboxInfo, inbox_info
 from caredesk.channels.email.parse import REPLY_TOKEN, is_reply_subject, normalize_subject
 from caredesk.contacts.actions import find_contact_by_identity
 from caredesk.conversations.inbound import Inbound, InboundResult, receive_inbound
-from caredesk.conversations.models import Conversation, Message
+from caredesk.conversations.models import Conversation
+from caredesk.platform.db import SQL, raw
 
 
 def ingest_email(session: Session, msg: Inbound) -> InboundResult:
@@ -20,34 +21,31 @@ def ingest_email(session: Session, msg: Inbound) -> InboundResult:
     subject. A new subject from the same person still opens a new conversation."""
     original = str(msg.meta.get("email", {}).get("subject", ""))
     if msg.conversation_token is None and is_reply_subject(original):
-        known = (
-            bool(msg.reply_to_ids)
-            and session.execute(
-                select(Message.id)
-                .where(Message.inbox_id == msg.inbox_id, Message.channel_message_id.in_(msg.reply_to_ids))
-                .limit(1)
-            ).first()
-            is not None
+        r = raw(session)
+        known = any(
+            r.one(_KNOWN_ID, {"inbox": msg.inbox_id, "cmid": cmid}) is not None
+            for cmid in msg.reply_to_ids[-20:]
         )
         if not known:
             contact_id = find_contact_by_identity(
                 session, msg.account_id, msg.identity_kind, msg.identity_value
             )
             if contact_id is not None:
-                token = session.execute(
-                    select(Conversation.public_token)
-                    .where(
-                        Conversation.contact_id == contact_id,
-                        Conversation.inbox_id == msg.inbox_id,
-                        Conversation.status != "resolved",
-                        Conversation.subject == normalize_subject(original),
-                    )
-                    .order_by(Conversation.id.desc())
-                    .limit(1)
-                ).scalar()
-                if token:
-                    msg.conversation_token = token
+                row = r.one(
+                    _OPEN_WITH_SUBJECT,
+                    {"contact": contact_id, "inbox": msg.inbox_id, "subject": normalize_subject(original)},
+                )
+                if row is not None:
+                    msg.conversation_token = str(row[0])
     return receive_inbound(session, msg)
+
+
+# Precompiled (caredesk.platform.db.SQL): they run for every "Re:" mail.
+_KNOWN_ID = SQL("SELECT 1 FROM messages WHERE inbox_id = :inbox AND channel_message_id = :cmid")
+_OPEN_WITH_SUBJECT = SQL(
+    "SELECT public_token FROM conversations WHERE contact_id = :contact AND inbox_id = :inbox "
+    "AND status != 'resolved' AND subject = :subject ORDER BY id DESC LIMIT 1"
+)
 
 
 def inbox_for_recipient(session: Session, address: str) -> InboxInfo | None:

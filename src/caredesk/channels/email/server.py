@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope
@@ -26,8 +27,24 @@ MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 
 
 class InboundHandler:
+    # Seconds a recipient -> inbox lookup is reused: every mail looks its recipients up twice (RCPT, DATA),
+    # and config edits still apply within this delay.
+    inbox_ttl = 5.0
+
     def __init__(self, services: Services) -> None:
         self.services = services
+        self._inboxes: dict[str, tuple[float, InboxInfo | None]] = {}
+
+    async def _inbox(self, address: str) -> InboxInfo | None:
+        hit = self._inboxes.get(address)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        info = await self.services.db.read(inbox_for_recipient, address)
+        if len(self._inboxes) > 10_000:
+            self._inboxes.clear()
+        self._inboxes[address] = (now + self.inbox_ttl, info)
+        return info
 
     async def handle_RCPT(
         self,
@@ -37,7 +54,7 @@ class InboundHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
-        inbox = await self.services.db.read(inbox_for_recipient, address)
+        inbox = await self._inbox(address)
         if inbox is None:
             return "550 5.1.1 No such mailbox here"
         envelope.rcpt_tos.append(address)
@@ -50,7 +67,7 @@ class InboundHandler:
         assert isinstance(raw, bytes)
         inboxes: dict[int, tuple[InboxInfo, list[str]]] = {}
         for rcpt in envelope.rcpt_tos:
-            inbox = await self.services.db.read(inbox_for_recipient, rcpt)
+            inbox = await self._inbox(rcpt)
             if inbox is not None:
                 inboxes.setdefault(inbox.id, (inbox, []))[1].append(rcpt)
         for inbox, rcpts in inboxes.values():
