@@ -23,3 +23,14 @@ def test_onnx_and_torch_backends_agree(embedder: MiniLMEmbedder) -> None:
     torch_vecs = MiniLMEmbedder("torch").embed(texts)
     onnx_vecs = MiniLMEmbedder("onnx").embed(texts)
     assert (np.sum(torch_vecs * onnx_vecs, axis=1) > 0.9999).all()
+
+
+def test_several_batches_in_parallel_give_each_text_its_own_vector(embedder: MiniLMEmbedder) -> None:
+    # Enough texts of varied lengths for several batches: they are length-sorted, split across
+    # the worker threads (on the ONNX backend) and put back in input order.
+    texts = [f"order {i} " + "has not arrived yet " * (i % 7) for i in range(150)]
+    together = embedder.embed(texts)
+    assert together.shape == (150, 384)
+    for i in (0, 1, 63, 64, 65, 100, 149):
+        assert np.allclose(embedder.embed([texts[i]])[0], together[i], atol=1e-5)
+    assert np.allclose(embedder.embed(texts[:70]), together[:70], atol=1e-5)

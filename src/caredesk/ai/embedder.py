@@ -204,6 +204,11 @@ class MiniLMEmbedder:
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.backend = backend or os.environ.get("CAREDESK_AI_BACKEND") or self._default_backend()
         self._run: Any
+        # Several batches at once run in parallel on the ONNX backend (see `_load_parallel`).
+        self._workers = _threads() if self.backend == "onnx" else 1
+        self._run_parallel: Any = None
+        self._pool: Any = None
+        self._parallel_lock = threading.Lock()
         if self.backend == "onnx":
             self._run = self._load_onnx()
         elif self.backend == "torch":
@@ -219,25 +224,48 @@ class MiniLMEmbedder:
             return "torch"
         return "onnx"
 
-    def _load_onnx(self) -> Any:
+    def _onnx_session(self, threads: int) -> Any:
         import onnxruntime as ort
 
         path = cache_dir() / f"{_EXPORT_VERSION}.onnx"
         if not path.exists():
             _export_onnx(path)
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = _threads()
+        opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         # Spinning threads burn the other core while idle; on a shared 2-core box
         # they slow everything else down (measured: 10x slower under load).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def _load_onnx(self) -> Any:
+        session = self._onnx_session(_threads())
 
         def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
             out: np.ndarray = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
             return out
 
         return run
+
+    def _load_parallel(self) -> None:
+        """For inputs of several batches: a one-thread session run from one Python thread per core.
+
+        ONNX Runtime releases the GIL, so the batches run side by side, one per core, with no
+        hand-over between threads inside each operator. Measured on the 3,080 BANKING77 test
+        messages on the 2-core machine: 353-364 sentences/s against 326 for one two-thread session
+        (load 3.6-3.8), 161-204 against 87-152 (load 4). One batch still goes through the
+        two-thread session (one message: 4.1 ms against 7.2 ms on one thread). Costs about 110 MB.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        session = self._onnx_session(1)
+
+        def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            out: np.ndarray = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            return out
+
+        self._run_parallel = run
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="caredesk-embed")
 
     def _load_torch(self) -> Any:
         import torch
@@ -257,18 +285,37 @@ class MiniLMEmbedder:
         if not texts:
             return out
         encodings = self.tokenizer.encode_batch([t or " " for t in texts])
-        # Sort by length so each batch pads to similar lengths (less wasted work).
-        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
-        for start in range(0, len(texts), BATCH):
-            idx = order[start : start + BATCH]
-            width = max(len(encodings[i].ids) for i in idx)
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        # Sort by length so each batch pads to similar lengths (less wasted work); with several
+        # workers, make the number of batches a multiple of theirs, batches of equal size.
+        order = np.argsort(lengths, kind="stable")
+        n_batches = -(-len(texts) // BATCH)
+        if n_batches > 1 and self._workers > 1:
+            n_batches = -(-n_batches // self._workers) * self._workers
+        size = -(-len(texts) // n_batches)
+        jobs = [order[start : start + size] for start in range(0, len(texts), size)]
+
+        def pad(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            width = int(lengths[idx].max())
             ids = np.zeros((len(idx), width), dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
             for row, i in enumerate(idx):
-                n = len(encodings[i].ids)
+                n = lengths[i]
                 ids[row, :n] = encodings[i].ids
                 mask[row, :n] = 1
-            out[idx] = self._run(ids, mask)
+            return ids, mask
+
+        if len(jobs) > 1 and self._workers > 1:
+            if self._pool is None:
+                with self._parallel_lock:
+                    if self._pool is None:
+                        self._load_parallel()
+            run = self._run_parallel
+            for idx, vecs in zip(jobs, self._pool.map(lambda idx: run(*pad(idx)), jobs), strict=True):
+                out[idx] = vecs
+        else:
+            for idx in jobs:
+                out[idx] = self._run(*pad(idx))
         return out
 
 
