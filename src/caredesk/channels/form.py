@@ -9,7 +9,22 @@ from caredesk.channels.base import Malformed
 MAX_FIELDS = 500
 
 
+_last: tuple[bytes, list[tuple[str, str]]] | None = None
+
+
 def parse_form(body: bytes) -> list[tuple[str, str]]:
+    """The pairs of a form body. The last body's pairs are kept: an adapter's `verify` and `parse` both
+    read the same request (same bytes object), and parsing it is most of a Twilio webhook's own cost."""
+    global _last
+    last = _last
+    if last is not None and last[0] is body:
+        return list(last[1])
+    pairs = _parse(body)
+    _last = (body, pairs)
+    return list(pairs)
+
+
+def _parse(body: bytes) -> list[tuple[str, str]]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:

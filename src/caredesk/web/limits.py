@@ -138,17 +138,22 @@ class _TooLarge(Exception):
 
 
 def json_depth(value: Any, limit: int) -> int:
-    """Depth of a parsed JSON value, stopping early past the limit (iterative: no recursion bomb)."""
-    deepest = 0
+    """Depth of a parsed JSON value, stopping early past the limit (iterative: no recursion bomb).
+    Only containers are visited: a provider payload is mostly strings, and walking them cost more than
+    parsing the JSON."""
+    if not isinstance(value, dict | list):
+        return 0
+    deepest = 1
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         v, d = stack.pop()
-        if isinstance(v, dict | list):
-            deepest = max(deepest, d)
+        if d > deepest:
+            deepest = d
             if deepest > limit:
                 return deepest
-            children = v.values() if isinstance(v, dict) else v
-            stack.extend((c, d + 1) for c in children)
+        for c in v.values() if isinstance(v, dict) else v:
+            if isinstance(c, dict | list):
+                stack.append((c, d + 1))
     return deepest
 
 
