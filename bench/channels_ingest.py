@@ -211,8 +211,14 @@ end
 """
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_webhooks_wrk(
-    public: str, inboxes: dict[str, tuple[int, str]], seconds: int, conc: int, db_url: str
+    public: str, inboxes: dict[str, tuple[int, str]], seconds: int, conc: int, db_url: str, server_pid: int
 ) -> dict[str, float]:
     """wrk (C, one thread) sends prepared, distinct, signed deliveries: the client costs little CPU, so the
     figure is the server's. Each delivery is a new message; every answer must be 2xx and every one stored."""
@@ -244,6 +250,7 @@ def bench_webhooks_wrk(
         db = Database(db_url)
         count = "SELECT count(*) FROM messages WHERE inbox_id = :i"
         before = db.read_sync(lambda s: s.execute(text(count), {"i": inboxes[channel][0]}).scalar())  # noqa: B023
+        cpu0 = cpu_seconds(server_pid)
         res = subprocess.run(
             [
                 "wrk",
@@ -261,6 +268,7 @@ def bench_webhooks_wrk(
             text=True,
             check=True,
         ).stdout
+        cpu = cpu_seconds(server_pid) - cpu0
         after = db.read_sync(lambda s: s.execute(text(count), {"i": inboxes[channel][0]}).scalar())  # noqa: B023
         db.close()
         total = int(re.search(r"(\d+) requests in", res).group(1))  # type: ignore[union-attr]
@@ -278,7 +286,8 @@ def bench_webhooks_wrk(
         out[seg] = total / secs
         print(
             f"webhooks {seg:9s} {total} answered 2xx in {secs:.2f}s = {total / secs:,.0f}/s, {stored} stored "
-            f"(p99 {p99.group(1) if p99 else '?'}, {conc} connections, wrk)",
+            f"(p99 {p99.group(1) if p99 else '?'}, {conc} connections, wrk; "
+            f"server CPU {cpu / stored * 1e6:.0f} us per delivery)",
             flush=True,
         )
     return out
@@ -302,7 +311,7 @@ def corpus(n: int) -> list[tuple[EmailMessage, str | None]]:
     return out
 
 
-async def bench_email(db_url: str, inbox_id: int, n: int, conc: int, port: int) -> float:
+async def bench_email(db_url: str, inbox_id: int, n: int, conc: int, port: int, server_pid: int) -> float:
     """Mails to the SMTP server of the Caredesk process (CAREDESK_SMTP_PORT), from this process."""
     from sqlalchemy import text
 
@@ -349,8 +358,10 @@ async def bench_email(db_url: str, inbox_id: int, n: int, conc: int, port: int) 
         writer.close()
 
     t0 = time.perf_counter()
+    cpu0 = cpu_seconds(server_pid)
     await asyncio.gather(*(worker() for _ in range(conc)))
     dt = time.perf_counter() - t0
+    server_cpu = cpu_seconds(server_pid) - cpu0
     db = Database(db_url)
     rows = db.read_sync(
         lambda s: dict(
@@ -367,7 +378,8 @@ async def bench_email(db_url: str, inbox_id: int, n: int, conc: int, port: int) 
     convs = len({rows[str(m["Message-ID"]).strip("<>")] for m, p in mails if p is None})
     print(
         f"email     {n} in {dt:.2f}s = {n / dt:,.0f}/s; stored {len(rows)}/{n}; replies threaded wrong: {wrong}; "
-        f"new mails -> {convs}/{new} distinct conversations",
+        f"new mails -> {convs}/{new} distinct conversations; "
+        f"server CPU {server_cpu / n * 1e6:.0f} us per mail",
         flush=True,
     )
     db.close()
@@ -438,11 +450,13 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.1)
         if args.webhooks and args.client == "wrk":
-            bench_webhooks_wrk(public, inboxes, args.seconds, args.concurrency, db_url)
+            bench_webhooks_wrk(public, inboxes, args.seconds, args.concurrency, db_url, proc.pid)
         elif args.webhooks:
             asyncio.run(bench_webhooks(public, public, inboxes, args.webhooks, args.concurrency))
         if args.emails:
-            asyncio.run(bench_email(db_url, inboxes["email"][0], args.emails, args.concurrency, smtp_port))
+            asyncio.run(
+                bench_email(db_url, inboxes["email"][0], args.emails, args.concurrency, smtp_port, proc.pid)
+            )
     finally:
         proc.terminate()
         proc.wait(timeout=20)
