@@ -72,6 +72,20 @@ def setup(db_url: str) -> tuple[int, dict[str, tuple[int, str]]]:
     return res
 
 
+def add_email_inbox(db_url: str, account_id: int, address: str) -> tuple[int, str]:
+    db = Database(db_url)
+
+    def w(s: object) -> tuple[int, str]:
+        ib = create_inbox(
+            s, system_actor(account_id), name=address, channel="email", config={"address": address}
+        )  # type: ignore[arg-type]
+        return ib.id, ib.public_token
+
+    res = db.write_sync(w)
+    db.close()
+    return res
+
+
 def twilio_req(url: str, i: int) -> tuple[bytes, dict[str, str]]:
     params = {
         "MessageSid": f"SM{i:032d}",
@@ -293,14 +307,16 @@ def bench_webhooks_wrk(
     return out
 
 
-def corpus(n: int) -> list[tuple[EmailMessage, str | None]]:
-    """New mails, and replies (every third mail) to an earlier one: (message, parent Message-ID)."""
+def corpus(n: int, to: str, tag: str = "") -> list[tuple[EmailMessage, str | None]]:
+    """New mails, and replies (every third mail) to an earlier one: (message, parent Message-ID).
+
+    `tag` makes the senders and Message-IDs of another run new ones."""
     out: list[tuple[EmailMessage, str | None]] = []
     for i in range(n):
         m = EmailMessage()
-        parent = f"bench-{i - 3}@customers.test" if i % 3 == 2 and i >= 3 else None
-        sender = f"c{(i - 3 if parent else i) % 100000}@customers.test"
-        m["From"], m["To"], m["Message-ID"] = sender, "support@bench.test", f"<bench-{i}@customers.test>"
+        parent = f"bench{tag}-{i - 3}@customers.test" if i % 3 == 2 and i >= 3 else None
+        sender = f"c{tag}{(i - 3 if parent else i) % 100000}@customers.test"
+        m["From"], m["To"], m["Message-ID"] = sender, to, f"<bench{tag}-{i}@customers.test>"
         m["Subject"] = f"Re: Question {i - 3}" if parent else f"Question {i}"
         if parent:
             m["In-Reply-To"] = m["References"] = f"<{parent}>"
@@ -311,13 +327,16 @@ def corpus(n: int) -> list[tuple[EmailMessage, str | None]]:
     return out
 
 
-async def bench_email(db_url: str, inbox_id: int, n: int, conc: int, port: int, server_pid: int) -> float:
+async def bench_email(
+    db_url: str, inbox_id: int, to: str, n: int, conc: int, port: int, server_pid: int, pipelining: bool
+) -> float:
     """Mails to the SMTP server of the Caredesk process (CAREDESK_SMTP_PORT), from this process."""
     from sqlalchemy import text
 
-    mails = corpus(n)
+    mails = corpus(n, to, "p" if pipelining else "")
     # Serialised before the clock starts, so that the clients spend their CPU on SMTP only: a plain
-    # SMTP conversation per mail (MAIL, RCPT, DATA, each answer awaited; no pipelining) on raw streams.
+    # SMTP conversation per mail on raw streams; with `pipelining` MAIL, RCPT and DATA go in one write,
+    # as Postfix and Exim send them to a server that offers PIPELINING, else each answer is awaited.
     # aiosmtplib's send_message cost more CPU than the server's whole work per mail here.
     wire = []
     for m, parent in mails:
@@ -328,9 +347,13 @@ async def bench_email(db_url: str, inbox_id: int, n: int, conc: int, port: int, 
     queue = iter(wire)
     sent: set[str] = set()
 
+    ehlo = b""
+
     async def reply(reader: asyncio.StreamReader, expect: bytes) -> None:
+        nonlocal ehlo
         while True:
             line = await reader.readline()
+            ehlo += line if expect == b"250" and not ehlo.endswith(b"250 HELP\r\n") else b""
             if line[3:4] != b"-":
                 break
         if not line.startswith(expect):
@@ -341,15 +364,24 @@ async def bench_email(db_url: str, inbox_id: int, n: int, conc: int, port: int, 
         await reply(reader, b"220")
         writer.write(b"EHLO bench.test\r\n")
         await reply(reader, b"250")
+        if pipelining and b"PIPELINING" not in ehlo:
+            raise SystemExit("SMTP: the server does not offer PIPELINING")
         for sender, data, mid, parent in queue:
             while parent is not None and parent not in sent:
                 await asyncio.sleep(0.001)
-            writer.write(b"MAIL FROM:<" + sender + b">\r\n")
-            await reply(reader, b"250")
-            writer.write(b"RCPT TO:<support@bench.test>\r\n")
-            await reply(reader, b"250")
-            writer.write(b"DATA\r\n")
-            await reply(reader, b"354")
+            envelope = [
+                b"MAIL FROM:<" + sender + b">\r\n",
+                b"RCPT TO:<" + to.encode() + b">\r\n",
+                b"DATA\r\n",
+            ]
+            if pipelining:  # one write for the group, then its three replies (RFC 2920)
+                writer.write(b"".join(envelope))
+                for expect in (b"250", b"250", b"354"):
+                    await reply(reader, expect)
+            else:
+                for command, expect in zip(envelope, (b"250", b"250", b"354"), strict=True):
+                    writer.write(command)
+                    await reply(reader, expect)
             writer.write(data + (b"" if data.endswith(b"\r\n") else b"\r\n") + b".\r\n")
             await reply(reader, b"250")
             sent.add(mid)
@@ -377,7 +409,7 @@ async def bench_email(db_url: str, inbox_id: int, n: int, conc: int, port: int, 
     new = sum(1 for _m, p in mails if p is None)
     convs = len({rows[str(m["Message-ID"]).strip("<>")] for m, p in mails if p is None})
     print(
-        f"email     {n} in {dt:.2f}s = {n / dt:,.0f}/s; stored {len(rows)}/{n}; replies threaded wrong: {wrong}; "
+        f"email{' (pipelined)' if pipelining else ''} {n} in {dt:.2f}s = {n / dt:,.0f}/s; stored {len(rows)}/{n}; replies threaded wrong: {wrong}; "
         f"new mails -> {convs}/{new} distinct conversations; "
         f"server CPU {server_cpu / n * 1e6:.0f} us per mail",
         flush=True,
@@ -393,6 +425,12 @@ def main() -> None:
     ap.add_argument("--webhooks", type=int, default=2000, help="requests per provider format")
     ap.add_argument("--emails", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument(
+        "--smtp-pipelining",
+        choices=("off", "on", "both"),
+        default="both",
+        help="SMTP clients wait for each reply (off), send MAIL+RCPT+DATA together (on), or one run of each",
+    )
     ap.add_argument(
         "--client",
         choices=("wrk", "httpx"),
@@ -453,9 +491,15 @@ def main() -> None:
             bench_webhooks_wrk(public, inboxes, args.seconds, args.concurrency, db_url, proc.pid)
         elif args.webhooks:
             asyncio.run(bench_webhooks(public, public, inboxes, args.webhooks, args.concurrency))
-        if args.emails:
+        modes = {"off": [False], "on": [True], "both": [False, True]}[args.smtp_pipelining]
+        for pipelining in modes if args.emails else []:
+            # Each run writes to an inbox of its own, so that its threading check counts only its mails.
+            to = "support-pipelined@bench.test" if pipelining else "support@bench.test"
+            inbox_id = add_email_inbox(db_url, _acc, to)[0] if pipelining else inboxes["email"][0]
             asyncio.run(
-                bench_email(db_url, inboxes["email"][0], args.emails, args.concurrency, smtp_port, proc.pid)
+                bench_email(
+                    db_url, inbox_id, to, args.emails, args.concurrency, smtp_port, proc.pid, pipelining
+                )
             )
     finally:
         proc.terminate()

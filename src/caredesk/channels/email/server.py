@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import time
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SMTPSession
@@ -24,6 +25,54 @@ from caredesk.services import Services
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
+
+# A plain <local@domain> address (dot-atoms both sides) and what follows it: what nearly every sender writes.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = re.compile(rf"<({_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*)>(?: +(?![ (\t])|\Z)")
+
+
+class CaredeskSMTP(SMTP):
+    """aiosmtpd's SMTP server with two changes that count at volume, same answers otherwise.
+
+    - PIPELINING (RFC 2920) is offered, and the replies to commands that arrived together leave in one
+      write: a pipelining sender (Postfix, Exim and the big providers all pipeline when offered) needs
+      two round trips per mail instead of four, and the server makes two socket writes instead of four.
+      A 250 is held back only while another complete command line is already buffered, which is
+      answered at once; every other reply (354, errors, 221) flushes what is held, in order.
+    - `<local@domain>` in MAIL and RCPT is read with one regular expression instead of the RFC 5322
+      header parser (9% of the server's time per mail); anything else still goes to the parser.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._held: list[bytes] = []
+
+    def _pipelined_command_waiting(self) -> bool:
+        buffered = getattr(self._reader, "_buffer", None)  # asyncio.StreamReader's input buffer
+        return bool(buffered) and b"\n" in buffered
+
+    async def push(self, status: AnyStr) -> None:
+        reply = (
+            status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii") if isinstance(status, str) else status
+        )
+        assert isinstance(reply, bytes)
+        self._held.append(reply + b"\r\n")
+        # Continuation lines ("250-...") are always followed by the last line of the same reply.
+        if reply[3:4] == b"-" or (reply[:4] == b"250 " and self._pipelined_command_waiting()):
+            return
+        out = b"".join(self._held)
+        self._held.clear()
+        self._writer.write(out)
+        await self._writer.drain()
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        match = _PLAIN_ADDRESS.match(arg)
+        if match is None:
+            return super()._getaddr(arg)
+        address = match.group(1)
+        if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return address, arg[match.end() :]
 
 
 class InboundHandler:
@@ -45,6 +94,12 @@ class InboundHandler:
             self._inboxes.clear()
         self._inboxes[address] = (now + self.inbox_ttl, info)
         return info
+
+    async def handle_EHLO(
+        self, server: SMTP, session: SMTPSession, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
     async def handle_RCPT(
         self,
@@ -95,7 +150,7 @@ async def start(
     loop = asyncio.get_running_loop()
 
     def factory() -> Any:
-        return SMTP(
+        return CaredeskSMTP(
             handler,
             data_size_limit=MAX_MESSAGE_BYTES,
             enable_SMTPUTF8=True,
