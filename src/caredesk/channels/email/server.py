@@ -48,8 +48,8 @@ class CaredeskSMTP(SMTP):
         self._held: list[bytes] = []
 
     def _pipelined_command_waiting(self) -> bool:
-        buffered = getattr(self._reader, "_buffer", None)  # asyncio.StreamReader's input buffer
-        return bool(buffered) and b"\n" in buffered
+        buffered: bytearray | None = getattr(self._reader, "_buffer", None)  # asyncio.StreamReader's input
+        return buffered is not None and b"\n" in buffered
 
     async def push(self, status: AnyStr) -> None:
         reply = (
