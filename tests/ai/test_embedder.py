@@ -1,9 +1,14 @@
 from __future__ import annotations
 
-import numpy as np
+import json
 
-from caredesk.ai.embedder import MiniLMEmbedder
+import numpy as np
+import pytest
+
+from caredesk.ai.embedder import VECTORS, MiniLMEmbedder, vectors_version
 from caredesk.ai.protocols import Embedder
+
+from .conftest import SHARED_DATA
 
 
 def test_vectors_are_unit_length_ordered_and_meaningful(embedder: MiniLMEmbedder) -> None:
@@ -18,11 +23,56 @@ def test_vectors_are_unit_length_ordered_and_meaningful(embedder: MiniLMEmbedder
     assert embedder.embed([]).shape == (0, 384)
 
 
+def test_int8_is_the_default_and_fp32_stays_selectable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CAREDESK_AI_PRECISION", raising=False)
+    int8 = MiniLMEmbedder("onnx")
+    assert int8.precision == "int8" and int8.version == VECTORS["int8"] == vectors_version()
+    monkeypatch.setenv("CAREDESK_AI_PRECISION", "fp32")
+    assert vectors_version() == VECTORS["fp32"]
+    fp32 = MiniLMEmbedder("onnx")
+    assert fp32.precision == "fp32" and fp32.version == VECTORS["fp32"] != int8.version
+    assert MiniLMEmbedder("torch").version == VECTORS["fp32"]  # torch is the fp32 reference
+    monkeypatch.setenv("CAREDESK_AI_PRECISION", "int4")
+    with pytest.raises(ValueError, match="CAREDESK_AI_PRECISION"):
+        MiniLMEmbedder("onnx")
+
+
 def test_onnx_and_torch_backends_agree(embedder: MiniLMEmbedder) -> None:
     texts = ["Where is my refund for order 1234?", "hi", "a much longer message " * 20]
     torch_vecs = MiniLMEmbedder("torch").embed(texts)
-    onnx_vecs = MiniLMEmbedder("onnx").embed(texts)
-    assert (np.sum(torch_vecs * onnx_vecs, axis=1) > 0.9999).all()
+    fp32_vecs = MiniLMEmbedder("onnx", "fp32").embed(texts)
+    assert (np.sum(torch_vecs * fp32_vecs, axis=1) > 0.9999).all()
+    int8_vecs = MiniLMEmbedder("onnx", "int8").embed(texts)
+    assert (np.sum(torch_vecs * int8_vecs, axis=1) > 0.99).all()
+
+
+def test_int8_vectors_stay_close_to_fp32() -> None:
+    # A sample of BANKING77 test messages (docs/benchmarks.md has all 3,080: mean 0.998).
+    rows = [json.loads(line) for line in (SHARED_DATA / "banking77" / "test.jsonl").open()]
+    texts = [r["text"] for r in rows[::40]]
+    int8 = MiniLMEmbedder("onnx", "int8").embed(texts)
+    cos = np.sum(int8 * MiniLMEmbedder("onnx", "fp32").embed(texts), axis=1)
+    assert cos.mean() >= 0.995 and cos.min() >= 0.98
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_a_vector_does_not_depend_on_the_rest_of_its_batch(precision: str) -> None:
+    embedder = MiniLMEmbedder("onnx", precision)
+    # Int8 activations are scaled per token, never per batch: odd messages with large
+    # activations, or a short one, in the same length-sorted batch must not move the others'
+    # vectors. (With ONNX Runtime's quantize_dynamic, one scale per batch, they moved by 0.02-0.03.)
+    texts = ["my card payment was declined", "hi", "How do I top up with a cheque?"]
+    alone = np.stack([embedder.embed([t])[0] for t in texts])
+    neighbours = [
+        ["€€€ ¥¥¥ !!!! ####", "URGENT!!! CALL 0800 123 456 NOW"],
+        ["a much longer message about a refund that never arrived " * 8, "ok"],
+        [f"order {i} has not arrived yet" for i in range(70)],  # several batches, in parallel
+    ]
+    for others in neighbours:
+        for batch in (texts + others, others + texts[::-1]):
+            got = embedder.embed(batch)
+            for i, text in enumerate(texts):
+                assert np.allclose(got[batch.index(text)], alone[i], atol=1e-5)
 
 
 def test_several_batches_in_parallel_give_each_text_its_own_vector(embedder: MiniLMEmbedder) -> None:
