@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from caredesk.ai.prefilter import Gate, gate
+
 FRUSTRATION_ESCALATES = 0.75  # about two strong cues; one annoyed line is for the bot to fix
 
 # Order matters: first match is the reason reported.
@@ -110,6 +112,11 @@ _NOT_NEEDED = re.compile(
 )
 
 
+# Reasons whose words the text holds (see caredesk.ai.prefilter); the others cannot match.
+_REASON_GATE: Gate[tuple[str, re.Pattern[str]]] = Gate(REASONS, [rx for _name, rx in REASONS])
+_EXCLUDE_GATES = {name: gate([rx]) for name, rx in _EXCLUDE.items()}
+
+
 @dataclass(frozen=True, slots=True)
 class Escalation:
     escalate: bool
@@ -118,9 +125,17 @@ class Escalation:
 
 
 def decide(text: str, frustration: float) -> Escalation:
-    for name, rx in REASONS:
+    may = _REASON_GATE.select(text)
+    for entry in REASONS:
+        name, rx = entry
         exclude = _EXCLUDE.get(name)
-        m = rx.search(exclude.sub(" ", text) if exclude else text)
+        if exclude is not None and _EXCLUDE_GATES[name].may_match(text) and exclude.search(text):
+            # Phrases taken out: the rest is a new text, searched without the gate.
+            m = rx.search(exclude.sub(" ", text))
+        elif entry in may:
+            m = rx.search(text)
+        else:
+            continue  # none of the reason's words in the text: it cannot match
         if m is None:
             continue
         if name == "human_requested" and _NOT_NEEDED.search(text) and len(rx.findall(text)) == 1:

@@ -146,16 +146,25 @@ def preload() -> None:
 
 
 def _english(words: list[str]) -> bool:
+    """Whether the words (in lower case) are mostly common English ones."""
     if not words:
         return False
-    hits = sum(w.lower() in _EN_WORDS for w in words)
+    hits = sum(map(_EN_WORDS.__contains__, words))
     return (hits >= 2 and hits / len(words) >= 0.3) or (len(words) <= 2 and hits == len(words))
+
+
+def _words(text: str) -> list[str]:
+    """The text's words in lower case. An ASCII text is lowered first (one call, same words: ASCII
+    letters stay letters); others word by word, as `lower()` can change their length (İ)."""
+    if text.isascii():
+        return _WORD.findall(text.lower())
+    return [w.lower() for w in _WORD.findall(text)]
 
 
 def detect_languages(texts: Sequence[str]) -> list[str]:
     out: list[str] = []
     for text in texts:
-        words = _WORD.findall(text)
+        words = _words(text)
         if not words:
             out.append("und")
         elif _english(words):

@@ -14,6 +14,8 @@ import math
 import re
 from collections.abc import Sequence
 
+from caredesk.ai.prefilter import Gate, gate
+
 # (pattern, weight) -- frustration cues also count as negative sentiment.
 _FRUSTRATION: list[tuple[str, float]] = [
     # repetition and being ignored
@@ -128,45 +130,69 @@ NEGATIVE = _compile(_NEGATIVE)
 POSITIVE = _compile(_POSITIVE)
 
 
+def _gate(rules: list[tuple[re.Pattern[str], float]]) -> Gate[tuple[re.Pattern[str], float]]:
+    """The rules, of which `select(text)` keeps (in order) those whose words the text holds."""
+    return Gate(rules, [rx for rx, _w in rules])
+
+
+_FRUSTRATION_GATE = _gate(FRUSTRATION)
+_NEGATIVE_GATE = _gate(NEGATIVE)
+_POSITIVE_GATE = _gate(POSITIVE)
+_SARCASM_GATE = gate([_SARCASM])
+_CAPS_WORD = re.compile(r"\b[A-Za-z]{3,}\b")
+_CAPS3 = re.compile(r"[A-Z]{3}")  # an all-capitals word of 3+ letters holds 3 capitals in a row
+_PUNCT_RUN = re.compile(r"[!?]{2,}")
+
+
 def _shouting(text: str) -> float:
     """Capitals and repeated punctuation: weight for 'typed in anger'."""
-    words = re.findall(r"\b[A-Za-z]{3,}\b", text)
-    caps = sum(w.isupper() for w in words)
     score = 0.0
-    if caps >= 2 and caps / max(len(words), 1) > 0.3:
-        score += 1.2
-    elif caps >= 2:
-        score += 0.5
-    if re.search(r"[!?]{2,}", text):
+    if _CAPS3.search(text):  # otherwise no word is in capitals: caps == 0
+        words = _CAPS_WORD.findall(text)
+        caps = sum(w.isupper() for w in words)
+        if caps >= 2 and caps / max(len(words), 1) > 0.3:
+            score += 1.2
+        elif caps >= 2:
+            score += 0.5
+    if _PUNCT_RUN.search(text):
         score += 0.8
     elif text.count("!") >= 1:
         score += 0.2
     return score
 
 
+def _cues(text: str) -> list[tuple[str, float]]:
+    """Each frustration phrase found with its weight, in rule order."""
+    return [(m.group(0), w) for rx, w in _FRUSTRATION_GATE.select(text) for m in rx.finditer(text)]
+
+
 def frustration_cues(text: str) -> list[str]:
     """The frustration phrases found, for explaining a score to an agent."""
-    return [m.group(0) for rx, _w in FRUSTRATION for m in rx.finditer(text)]
+    return [phrase for phrase, _w in _cues(text)]
 
 
 class LexiconSentiment:
     """The embedded default `SentimentModel`: a support-chat lexicon."""
 
     def score_one(self, text: str) -> tuple[float, float]:
-        frustration = sum(w for rx, w in FRUSTRATION for _ in rx.finditer(text))
+        return self._score(text, _cues(text))
+
+    def _score(self, text: str, cues: list[tuple[str, float]]) -> tuple[float, float]:
+        frustration = sum(w for _phrase, w in cues)
         frustration += _shouting(text)
-        if _SARCASM.search(text):
+        sarcasm = _SARCASM_GATE.may_match(text) and _SARCASM.search(text) is not None
+        if sarcasm:
             frustration += 1.2
-        negative = frustration + sum(w for rx, w in NEGATIVE for _ in rx.finditer(text))
+        negative = frustration + sum(w for rx, w in _NEGATIVE_GATE.select(text) for _ in rx.finditer(text))
         positive = 0.0
-        for rx, w in POSITIVE:
+        for rx, w in _POSITIVE_GATE.select(text):
             for m in rx.finditer(text):
                 before = text[max(0, m.start() - 25) : m.start()]
                 if _NEGATOR.search(before.lower()):
                     negative += w  # "not happy", "never resolved"
                 else:
                     positive += w
-        if _SARCASM.search(text):
+        if sarcasm:
             positive = max(0.0, positive - 1.0)
         sentiment = math.tanh((positive - negative) / 2.0)
         # Squash: one strong cue (1.5) ~0.6, two ~0.85, three or more ~0.95.
@@ -175,3 +201,10 @@ class LexiconSentiment:
 
     def score(self, texts: Sequence[str]) -> list[tuple[float, float]]:
         return [self.score_one(t) for t in texts]
+
+    def score_one_with_cues(self, text: str) -> tuple[float, float, list[str]]:
+        """(sentiment, frustration, frustration phrases): `score_one` and `frustration_cues` in one
+        pass over the frustration rules."""
+        cues = _cues(text)
+        mood, frust = self._score(text, cues)
+        return mood, frust, [phrase for phrase, _w in cues]

@@ -14,6 +14,8 @@ from typing import Any
 
 import phonenumbers
 
+from caredesk.ai.prefilter import gate
+
 
 @dataclass(frozen=True, slots=True)
 class Slot:
@@ -147,6 +149,11 @@ _NOT_NAMES = {
 }
 
 
+# Of these, `select(text)` keeps the patterns whose words the text holds (caredesk.ai.prefilter).
+_GATE = gate([EMAIL, ORDER, AMOUNT, DATE, UK_POSTCODE, US_ZIP, NAME])
+_DIGIT = re.compile(r"\d")
+
+
 def _amount(m: re.Match[str]) -> Slot:
     if m.group("n1"):
         cur = _SYMBOLS[m.group("sym").lower()]
@@ -205,23 +212,33 @@ def _phones(text: str, region: str) -> list[Slot]:
 def extract_slots(text: str, region: str = "GB", today: dt.date | None = None) -> list[Slot]:
     """All slots found in `text`, in order of position; overlapping finds keep the first kind."""
     today = today or dt.date.today()
+    may = _GATE.select(text)  # a pattern left out cannot match: its loop would find nothing
     slots: list[Slot] = []
-    slots += [Slot("email", m.group(0).lower(), m.group(0), m.start(), m.end()) for m in EMAIL.finditer(text)]
-    slots += [
-        Slot("order_number", m.group("id").upper(), m.group("id"), m.start("id"), m.end("id"))
-        for m in ORDER.finditer(text)
-    ]
-    slots += [_amount(m) for m in AMOUNT.finditer(text)]
-    slots += _phones(text, region)
-    slots += [s for m in DATE.finditer(text) if (s := _date(m, today))]
-    for m in UK_POSTCODE.finditer(text):
-        pc = m.group("pc").upper().replace(" ", "")
-        slots.append(Slot("postcode", f"{pc[:-3]} {pc[-3:]}", m.group(0), m.start(), m.end()))
-    slots += [
-        Slot("postcode", m.group("pc"), m.group("pc"), m.start("pc"), m.end("pc"))
-        for m in US_ZIP.finditer(text)
-    ]
-    for m in NAME.finditer(text):
+    if EMAIL in may:
+        slots += [
+            Slot("email", m.group(0).lower(), m.group(0), m.start(), m.end()) for m in EMAIL.finditer(text)
+        ]
+    if ORDER in may:
+        slots += [
+            Slot("order_number", m.group("id").upper(), m.group("id"), m.start("id"), m.end("id"))
+            for m in ORDER.finditer(text)
+        ]
+    if AMOUNT in may:
+        slots += [_amount(m) for m in AMOUNT.finditer(text)]
+    if _DIGIT.search(text):  # phonenumbers' matcher needs a digit (its pattern starts a number at \d)
+        slots += _phones(text, region)
+    if DATE in may:
+        slots += [s for m in DATE.finditer(text) if (s := _date(m, today))]
+    if UK_POSTCODE in may:
+        for m in UK_POSTCODE.finditer(text):
+            pc = m.group("pc").upper().replace(" ", "")
+            slots.append(Slot("postcode", f"{pc[:-3]} {pc[-3:]}", m.group(0), m.start(), m.end()))
+    if US_ZIP in may:
+        slots += [
+            Slot("postcode", m.group("pc"), m.group("pc"), m.start("pc"), m.end("pc"))
+            for m in US_ZIP.finditer(text)
+        ]
+    for m in NAME.finditer(text) if NAME in may else ():
         group = "n1" if m.group("n1") else "n2"
         name = m.group(group)
         words = name.split()

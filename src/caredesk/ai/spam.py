@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from caredesk.ai.prefilter import Gate, gate
+
 SPAM_THRESHOLD = 0.5
 SPAM_FILE = "spam.pkl"  # an account's trained model, beside its intent model
 
@@ -94,6 +96,9 @@ _RULES: list[tuple[str, float]] = [
     ),
 ]
 RULES = [(re.compile(rx, re.IGNORECASE), w) for rx, w in _RULES]
+# `select(text)` keeps, in order, the rules whose words the text holds (see caredesk.ai.prefilter).
+_RULES_GATE = Gate(RULES, [rx for rx, _w in RULES])
+_MONEY = re.compile(r"[£$€]\s?\d[\d,]*")
 
 # A customer telling us about a scam, or asking if a message is genuine.
 _REPORTING = re.compile(
@@ -102,6 +107,7 @@ _REPORTING = re.compile(
     r"pretending to be|i think (?:it'?s|this is) a scam|report (?:a|this) (?:scam|phishing))\b",
     re.IGNORECASE,
 )
+_REPORTING_GATE = gate([_REPORTING])
 
 
 class RuleSpamScorer:
@@ -109,14 +115,15 @@ class RuleSpamScorer:
 
     def score_one(self, text: str) -> float:
         # A cue found twice (two advance-fee phrases, two prize words) counts twice, no more.
-        total = sum(w * min(len(rx.findall(text)), 2) for rx, w in RULES)
-        money = len(re.findall(r"[£$€]\s?\d[\d,]*", text))
-        total += 0.5 * min(money, 2) if total > 0 else 0.0
-        letters = [c for c in text if c.isalpha()]
-        if len(letters) > 20 and sum(c.isupper() for c in letters) / len(letters) > 0.5 and total > 0:
-            total += 0.8
-        if _REPORTING.search(text):
-            total *= 0.25
+        # Rules that cannot match add 0.0 and are skipped; the additions that remain are the same.
+        total = sum((w * min(len(rx.findall(text)), 2) for rx, w in _RULES_GATE.select(text)), 0.0)
+        if total > 0:
+            total += 0.5 * min(len(_MONEY.findall(text)), 2)
+            letters = [c for c in text if c.isalpha()]
+            if len(letters) > 20 and sum(c.isupper() for c in letters) / len(letters) > 0.5:
+                total += 0.8
+            if _REPORTING_GATE.may_match(text) and _REPORTING.search(text):
+                total *= 0.25
         # Calibrated so one weak cue stays well below 0.5 and two strong cues pass it.
         return round(1.0 / (1.0 + math.exp(-(total - 2.6) * 1.6)), 4)
 
@@ -153,16 +160,20 @@ class SpamClassifier:
             parts["emb"] = LogisticRegression(C=10.0, max_iter=2000, class_weight="balanced").fit(vectors, y)
         return cls(parts)
 
-    def score(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> list[float]:
+    def score(
+        self, texts: Sequence[str], vectors: np.ndarray | None = None, rules: Sequence[float] | None = None
+    ) -> list[float]:
+        """Spam probability per text. `rules`: `RuleSpamScorer().score(texts)` if already worked out
+        (`caredesk.ai.signals.analyze` does, while the texts are being embedded)."""
         from scipy.sparse import hstack
 
         grams = hstack([self.parts["chars"].transform(texts), self.parts["words"].transform(texts)]).tocsr()
         logit = self.parts["ngram"].decision_function(grams)
         if "emb" in self.parts and vectors is not None:
             logit = 0.6 * logit + 0.4 * self.parts["emb"].decision_function(vectors)
-        rules = np.array(self.rules.score(texts))
+        rule = np.array(self.rules.score(texts) if rules is None else rules)
         # The rule score nudges, it does not decide: +-1 logit at its extremes.
-        logit = logit + 2.0 * (rules - 0.5)
+        logit = logit + 2.0 * (rule - 0.5)
         return [round(float(p), 4) for p in 1.0 / (1.0 + np.exp(-logit))]
 
     def save(self, path: str | Path) -> None:
