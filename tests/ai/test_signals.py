@@ -212,3 +212,51 @@ def test_an_accounts_trained_spam_model_replaces_the_rules(embedder, tmp_path, m
     assert analyze(text).spam is False
     assert analyze(text, account_id=9).spam is True
     assert analyze("Hey, are we still meeting at 6 tonight?", account_id=9).spam is False
+
+
+def test_an_accounts_batch_is_its_parts(embedder, trained_model, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A batch for an account with both models (embedded while the text signals are worked out)
+    gives what the parts give one after the other: the account's intent and spam models on the
+    batch's vectors, everything else as without an account."""
+    import dataclasses
+    import json
+    import shutil
+
+    from caredesk.ai.intent import load_intent_model
+    from caredesk.ai.spam import SPAM_FILE, SPAM_THRESHOLD, SpamClassifier, load_spam_model
+
+    from .conftest import SHARED_DATA
+
+    rows = [json.loads(line) for line in (SHARED_DATA / "sms_spam" / "all.jsonl").open()]
+    train = [r["text"] for r in rows[:300]]
+    spam_model = SpamClassifier.train(
+        train, [r["label"] == "spam" for r in rows[:300]], embedder.embed(train)
+    )
+    shutil.copytree(trained_model, tmp_path / "5" / "intent")
+    spam_model.save(tmp_path / "5" / SPAM_FILE)
+    banking = [json.loads(line)["text"] for line in (SHARED_DATA / "banking77" / "test.jsonl").open()]
+    texts = banking[::40] + [r["text"] for r in rows[300:400]] + ["agent please", "I lost my job", ""]
+
+    out = analyze(texts, account_id=5, models_dir=tmp_path)
+
+    vectors = embedder.embed(texts)
+    intents = load_intent_model(tmp_path / "5" / "intent").predict(texts, vectors)
+    scores = load_spam_model(tmp_path / "5" / SPAM_FILE).score(texts, vectors)
+    expected = []
+    for text, sig, intent, score in zip(texts, analyze(texts), intents, scores, strict=True):
+        esc = decide(text, sig.frustration)
+        is_spam = score >= SPAM_THRESHOLD
+        expected.append(
+            dataclasses.replace(
+                sig,
+                spam=is_spam,
+                spam_score=score,
+                escalate=esc.escalate and not is_spam,
+                escalate_reason=esc.reason if esc.escalate and not is_spam else None,
+                intent=intent.label,
+                intent_confidence=intent.confidence,
+                out_of_scope=intent.out_of_scope,
+            )
+        )
+    assert out == expected
+    assert any(s.spam for s in out) and any(not s.spam for s in out)

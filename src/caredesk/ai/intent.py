@@ -165,9 +165,11 @@ class _Core:
         ngram = _fit_linear(grams, y, len(labels), c=30.0)
         return cls(labels, emb, ngram, (chars, words), _bank(vectors, y, labels))
 
-    def scores(self, texts: Sequence[str], vectors: Vectors) -> tuple[Floats, Floats]:
-        """(probabilities per class, in-scope score) per text."""
-        grams = self.ngrams.transform(texts)
+    def scores(self, texts: Sequence[str], vectors: Vectors, grams: Any = None) -> tuple[Floats, Floats]:
+        """(probabilities per class, in-scope score) per text; `grams`: `self.ngrams.transform(texts)`
+        if already worked out."""
+        if grams is None:
+            grams = self.ngrams.transform(texts)
         mixed = (1 - NGRAM_WEIGHT) * self.emb.log_proba(vectors) + NGRAM_WEIGHT * self.ngram.log_proba(grams)
         mixed -= mixed.max(axis=1, keepdims=True)
         proba = np.exp(mixed)
@@ -239,12 +241,19 @@ class IntentClassifier:
             self._embedder = get_embedder()
         return self._embedder
 
-    def predict(self, texts: Sequence[str], vectors: Vectors | None = None) -> list[IntentPrediction]:
+    def features(self, texts: Sequence[str]) -> Any:
+        """The n-gram features of `texts`, for `predict(texts, vectors, features)`. Pure Python and
+        no vectors needed: `caredesk.ai.signals.analyze` works them out while the texts are embedded."""
+        return self.core.ngrams.transform(texts)
+
+    def predict(
+        self, texts: Sequence[str], vectors: Vectors | None = None, features: Any = None
+    ) -> list[IntentPrediction]:
         if not texts:
             return []
         if vectors is None:
             vectors = self.embedder.embed(texts)
-        proba, score = self.core.scores(texts, vectors)
+        proba, score = self.core.scores(texts, vectors, features)
         out = []
         for i, text in enumerate(texts):
             best = int(proba[i].argmax())

@@ -7,14 +7,17 @@ spam/scam and slots. Pure functions over a batch of texts; no database, no netwo
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
-from caredesk.ai.escalation import decide
+from caredesk.ai.escalation import Escalation, decide
 from caredesk.ai.language import detect_languages
 from caredesk.ai.protocols import SentimentModel, SpamModel
 from caredesk.ai.sentiment import LexiconSentiment, frustration_cues
@@ -102,6 +105,68 @@ def _intent_folder(account_id: int | str, root: Path | None = None) -> Path:
 
 _sentiment: SentimentModel = LexiconSentiment()
 _spam: SpamModel = RuleSpamScorer()
+_lexicon = LexiconSentiment()
+_rules = RuleSpamScorer()
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _background() -> ThreadPoolExecutor:
+    """Threads that embed a batch while the caller works out the signals that need no vectors."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(4, thread_name_prefix="caredesk-signals")
+        return _pool
+
+
+@dataclass(frozen=True, slots=True)
+class _TextSignals:
+    """What a text gives without any account model."""
+
+    language: str
+    sentiment: float
+    frustration: float
+    spam_score: float
+    escalation: Escalation
+    cues: list[str]
+    spans: list[Slot]
+    question: bool
+
+
+def _text_signals(
+    texts: list[str], sentiment: SentimentModel | None, spam: SpamModel | None, region: str, need_spam: bool
+) -> list[_TextSignals]:
+    """Everything but intent and a trained spam model, one text after the other: the rules look at
+    a text while its literal scan is fresh in `caredesk.ai.prefilter`'s small cache. Without
+    `need_spam` (an account's trained spam model replaces the rules) the spam score is 0.0."""
+    today = dt.date.today()  # once per call, not per text
+    languages = detect_languages(texts)
+    lexicon = sentiment is None or type(sentiment) is LexiconSentiment
+    moods = None if lexicon else (sentiment or _sentiment).score(texts)
+    rules = need_spam and (spam is None or type(spam) is RuleSpamScorer)
+    spam_scores = (spam or _spam).score(texts) if need_spam and not rules else None
+    out = []
+    for i, text in enumerate(texts):
+        if moods is None:
+            mood, frustration, cues = _lexicon.score_one_with_cues(text)
+        else:
+            mood, frustration = moods[i]
+            cues = frustration_cues(text)
+        spam_score = _rules.score_one(text) if rules else spam_scores[i] if spam_scores is not None else 0.0
+        out.append(
+            _TextSignals(
+                language=languages[i],
+                sentiment=mood,
+                frustration=frustration,
+                spam_score=spam_score,
+                escalation=decide(text, frustration),
+                cues=cues,
+                spans=extract_slots(text, region=region, today=today),
+                question=bool(_QUESTION.search(text)),
+            )
+        )
+    return out
 
 
 @overload
@@ -144,47 +209,54 @@ def analyze(
     if isinstance(texts, str):
         return analyze([texts], sentiment, spam, region, account_id, models_dir)[0]
     texts = list(texts)
-    moods = (sentiment or _sentiment).score(texts)
-    spam_scores = (spam or _spam).score(texts)
-    languages = detect_languages(texts)
     intents: list[tuple[str | None, float, bool]] = [(None, 0.0, False)] * len(texts)
     folder = _intent_folder(account_id, models_dir).parent if account_id is not None else None
     has_intent = folder is not None and (folder / "intent" / "meta.json").is_file()
     has_spam = folder is not None and spam is None and (folder / SPAM_FILE).is_file()
-    if folder is not None and (has_intent or has_spam):
+    spam_scores: list[float] | None = None
+    if folder is None or not (has_intent or has_spam):
+        base = _text_signals(texts, sentiment, spam, region, need_spam=True)
+    else:
         from caredesk.ai.embedder import get_embedder
+        from caredesk.ai.intent import load_intent_model
 
-        vectors = get_embedder().embed(texts)  # shared by the account's models
-        if has_intent:
-            from caredesk.ai.intent import load_intent_model
-
-            model = load_intent_model(folder / "intent")
-            intents = [(p.label, p.confidence, p.out_of_scope) for p in model.predict(texts, vectors)]
-        if has_spam:
-            spam_scores = load_spam_model(folder / SPAM_FILE).score(texts, vectors)
+        embedder = get_embedder()
+        model = load_intent_model(folder / "intent") if has_intent else None
+        spam_model = load_spam_model(folder / SPAM_FILE) if has_spam else None
+        # ONNX Runtime lets go of the GIL: a batch is embedded on other threads (both cores) while
+        # this one works out what needs no vectors (text signals, intent n-grams, spam rules).
+        # One text is embedded after, on the two-thread session, with no third thread in its way.
+        pending = _background().submit(embedder.embed, texts) if len(texts) > 1 else None
+        base = _text_signals(texts, sentiment, spam, region, need_spam=not has_spam)
+        grams = model.features(texts) if model is not None else None
+        rule_scores = spam_model.rules.score(texts) if spam_model is not None else None
+        vectors = pending.result() if pending is not None else embedder.embed(texts)
+        if model is not None:
+            intents = [(p.label, p.confidence, p.out_of_scope) for p in model.predict(texts, vectors, grams)]
+        if spam_model is not None:
+            spam_scores = spam_model.score(texts, vectors, rule_scores)
     out = []
-    for (intent, intent_conf, oos), text, (mood, frustration), spam_score, language in zip(
-        intents, texts, moods, spam_scores, languages, strict=True
-    ):
-        esc = decide(text, frustration)
+    for i, (text, sig, (intent, intent_conf, oos)) in enumerate(zip(texts, base, intents, strict=True)):
+        esc = sig.escalation
+        spam_score = spam_scores[i] if spam_scores is not None else sig.spam_score
         is_spam = spam_score >= SPAM_THRESHOLD
         evidence = [esc.evidence] if esc.evidence else []
-        evidence += frustration_cues(text)
+        evidence += sig.cues
         out.append(
             Signals(
                 text=text,
-                language=language,
-                sentiment=mood,
-                frustration=frustration,
+                language=sig.language,
+                sentiment=sig.sentiment,
+                frustration=sig.frustration,
                 # Spam is not escalated: it goes to the spam folder, where an agent can restore it.
                 escalate=esc.escalate and not is_spam,
                 escalate_reason=esc.reason if esc.escalate and not is_spam else None,
                 spam=is_spam,
                 spam_score=spam_score,
-                slots=_slot_map(spans := extract_slots(text, region=region)),
-                spans=spans,
+                slots=_slot_map(sig.spans),
+                spans=sig.spans,
                 evidence=evidence,
-                question=bool(_QUESTION.search(text)),
+                question=sig.question,
                 intent=intent,
                 intent_confidence=intent_conf,
                 out_of_scope=oos,
