@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from caredesk.ai.jsonl import InputError, iter_rows, read_file, write_row
+
+if TYPE_CHECKING:
+    from caredesk.ai.intent import IntentClassifier
+    from caredesk.ai.protocols import IntentPrediction
 
 CHUNK = 256
 T = TypeVar("T")
@@ -38,6 +42,24 @@ def _guard(fn: Callable[[], T]) -> T:
 
 def _stdin_rows(fields: tuple[str, ...]) -> list[dict[str, Any]]:
     return list(iter_rows(sys.stdin, fields, "standard input"))
+
+
+def _predict_chunks(clf: IntentClassifier, chunks: list[list[str]]) -> Iterator[list[IntentPrediction]]:
+    """`clf.predict(chunk)` for each chunk, in order. The embedding (ONNX Runtime, no GIL) runs on
+    another thread one chunk ahead, while this thread works out the n-grams and predictions and
+    the caller writes them out: both cores busy, the same predictions."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not chunks:
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="caredesk-nlu") as pool:
+        pending = pool.submit(clf.embedder.embed, chunks[0])
+        for k, chunk in enumerate(chunks):
+            features = clf.features(chunk)
+            vectors = pending.result()
+            if k + 1 < len(chunks):
+                pending = pool.submit(clf.embedder.embed, chunks[k + 1])
+            yield clf.predict(chunk, vectors, features)
 
 
 def _model_dir(path: Path) -> Path:
@@ -93,8 +115,9 @@ def predict(model: Annotated[Path, typer.Option("--model", help="model folder fr
 
         clf = load_intent_model(_model_dir(model))
         rows = _stdin_rows(("text",))
-        for start in range(0, len(rows), CHUNK):
-            for p in clf.predict([r["text"] for r in rows[start : start + CHUNK]]):
+        chunks = [[r["text"] for r in rows[start : start + CHUNK]] for start in range(0, len(rows), CHUNK)]
+        for preds in _predict_chunks(clf, chunks):
+            for p in preds:
                 write_row(
                     sys.stdout,
                     {
@@ -124,7 +147,7 @@ def evaluate(
         rows = read_file(data, ("text", "label"))
         texts = [r["text"] for r in rows]
         started = time.perf_counter()
-        preds = clf.predict(texts)
+        preds = [p for chunk in _predict_chunks(clf, [texts]) for p in chunk]
         elapsed = time.perf_counter() - started
         report = intent_report([r["label"] for r in rows], [p.label for p in preds])
         for key, value in report.items():
