@@ -119,6 +119,7 @@ def _everything(texts: list[str]) -> list[object]:
     return out
 
 
+@pytest.mark.slow
 def test_signals_are_the_same_with_and_without_the_gates(monkeypatch: pytest.MonkeyPatch) -> None:
     texts = _signals_corpus()
     gated = _everything(texts)
