@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import anyio
-from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -93,8 +93,10 @@ def _make_engine(url: str, *, writer: bool) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
+            # The writer keeps one connection for its batches (`_BatchWriter.session`); one more is there for
+            # migrations and maintenance, which take SQLite's lock like any other writer.
             pool_size=1 if writer else 8,
-            max_overflow=0 if writer else 8,
+            max_overflow=1 if writer else 8,
             pool_timeout=120,
         )
         event.listen(engine, "connect", _sqlite_pragmas(writer))
@@ -200,11 +202,28 @@ class _BatchWriter:
         # SQLite: run a batch without a SAVEPOINT per request (two statements each), and only when one of
         # them fails, run it again with them. PostgreSQL keeps them: races between processes retry there.
         self.optimistic = engine.dialect.name == "sqlite"
+        # SQLite: every batch runs on one Connection kept for the process. Checking one out of the pool and
+        # back in (with its reset) per batch cost more than SQLite's own BEGIN and COMMIT.
+        self._conn: Connection | None = None
         self.thread = threading.Thread(target=self._run, name="caredesk-writer", daemon=True)
         self.thread.start()
 
     def submit(self, req: _Request) -> None:
         self.queue.put(req)
+
+    def session(self) -> Session:
+        """A Session on the writer's connection; hold `lock` while using it."""
+        if not self.optimistic:
+            return Session(self.engine, expire_on_commit=False)
+        if self._conn is None or self._conn.invalidated or self._conn.closed:
+            self._conn = self.engine.connect()
+        return Session(bind=self._conn, expire_on_commit=False)
+
+    def close(self) -> None:
+        with self.lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     def try_inline(self, batch: list[_Request]) -> bool:
         """Run the batch in the calling thread if the connection and SQLite's lock are free right now."""
@@ -287,7 +306,7 @@ class _BatchWriter:
         self, live: list[_Request], savepoints: bool = True
     ) -> list[tuple[_Request, Any, CommitOutcome | None, BaseException | None]]:
         results: list[tuple[_Request, Any, CommitOutcome | None, BaseException | None]] = []
-        with Session(self.engine, expire_on_commit=False) as session:
+        with self.session() as session:
             try:
                 r = raw(session)  # starts the transaction (BEGIN IMMEDIATE on SQLite)
             except Exception as exc:  # the driver's own error: BEGIN runs on the driver connection
@@ -343,7 +362,7 @@ class _BatchWriter:
         for attempt in range(1, self.max_attempts + 1):
             outcome = CommitOutcome()
             try:
-                with Session(self.engine, expire_on_commit=False) as session:
+                with self.session() as session:
                     session.info["outcome"] = outcome
                     with session.begin():
                         value = req.fn(session, *req.args, **req.kwargs)
@@ -415,7 +434,7 @@ class Database:
 
     def write_sync(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """For the CLI and scripts: one transaction, no after-commit hooks."""
-        with self._writer.lock, Session(self.engine, expire_on_commit=False) as session:
+        with self._writer.lock, self._writer.session() as session:
             session.info["outcome"] = CommitOutcome()
             with session.begin():
                 return fn(session, *args, **kwargs)
@@ -433,6 +452,7 @@ class Database:
 
     def close(self) -> None:
         self._writer.stop()
+        self._writer.close()
         if self._checkpointer is not None:
             self._checkpointer.stop()
         self.engine.dispose()
