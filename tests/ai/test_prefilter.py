@@ -79,7 +79,7 @@ PATTERNS = list(_all_patterns())
 
 
 @pytest.mark.parametrize(("g", "index"), PATTERNS, ids=[f"{g.patterns[i].pattern[:30]}" for g, i in PATTERNS])
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_every_match_passes_the_gate(g: Gate[object], index: int, data: st.DataObject) -> None:
     rx = g.patterns[index]

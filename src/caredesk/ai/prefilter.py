@@ -103,7 +103,8 @@ def _sequence(items: Iterable[tuple[Any, Any]], c: Any) -> _Shape:
             cur = shape.full
             continue
         head = (_cat(cur, shape.pre) if shape.pre is not None else None) or cur
-        cands.append(head)
+        if cur != _EMPTY:  # else `head` is the part's own prefix, already weighed in `shape.req`
+            cands.append(head)
         pre = head if pre is None else pre
         if shape.req is not None:
             cands.append(shape.req)
