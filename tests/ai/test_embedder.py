@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import json
+import logging
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from caredesk.ai.embedder import VECTORS, MiniLMEmbedder, vectors_version
+from caredesk.ai.intent import IntentClassifier
 from caredesk.ai.protocols import Embedder
 
 from .conftest import SHARED_DATA
@@ -84,3 +88,58 @@ def test_several_batches_in_parallel_give_each_text_its_own_vector(embedder: Min
     for i in (0, 1, 63, 64, 65, 100, 149):
         assert np.allclose(embedder.embed([texts[i]])[0], together[i], atol=1e-5)
     assert np.allclose(embedder.embed(texts[:70]), together[:70], atol=1e-5)
+
+
+_DROP = object()
+
+
+def _model_copy(trained_model: Path, tmp_path: Path, **meta_changes: object) -> Path:
+    folder = tmp_path / "intent"
+    shutil.copytree(trained_model, folder)
+    meta = json.loads((folder / "meta.json").read_text())
+    for key, value in meta_changes.items():
+        if value is _DROP:
+            meta.pop(key)
+        else:
+            meta[key] = value
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return folder
+
+
+def test_an_intent_model_records_the_vectors_it_was_trained_on(
+    trained_model: Path, embedder: MiniLMEmbedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert json.loads((trained_model / "meta.json").read_text())["vectors"] == embedder.version
+    with caplog.at_level(logging.WARNING, logger="caredesk.ai.intent"):
+        model = IntentClassifier.load(trained_model, embedder)
+    assert model.vectors == embedder.version and not caplog.records
+
+
+def test_a_model_from_before_int8_warns_once_loaded_and_still_predicts(
+    trained_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Saved before vectors were recorded: trained on fp32 vectors.
+    old = _model_copy(trained_model, tmp_path, vectors=_DROP)
+    monkeypatch.delenv("CAREDESK_AI_PRECISION", raising=False)
+    with caplog.at_level(logging.WARNING, logger="caredesk.ai.intent"):
+        model = IntentClassifier.load(old)
+    assert model.vectors == VECTORS["fp32"]
+    [record] = caplog.records
+    message = record.getMessage()
+    assert VECTORS["fp32"] in message and VECTORS["int8"] in message and "nlu train" in message
+    [pred] = model.predict(["I lost my card"])
+    assert pred.label and 0.0 <= pred.confidence <= 1.0
+    caplog.clear()
+    monkeypatch.setenv("CAREDESK_AI_PRECISION", "fp32")  # served the vectors it was trained on
+    with caplog.at_level(logging.WARNING, logger="caredesk.ai.intent"):
+        IntentClassifier.load(old)
+    assert not caplog.records
+
+
+def test_a_model_trained_on_unknown_vectors_is_not_checked(
+    trained_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    unknown = _model_copy(trained_model, tmp_path, vectors=None)  # e.g. a custom embedder
+    with caplog.at_level(logging.WARNING, logger="caredesk.ai.intent"):
+        assert IntentClassifier.load(unknown).vectors is None
+    assert not caplog.records

@@ -11,11 +11,16 @@ What it is, and why (figures in docs/benchmarks.md):
   is chosen on held-out data (the `valid` rows if given, otherwise a 15% split of
   the training rows), to maximise accuracy counting `oos` as a label, with
   out-of-scope rows weighted up to at least 10% of the total.
+- the vectors a model was trained on are recorded (`MiniLMEmbedder.version`, e.g. int8 or fp32
+  MiniLM); loading it where the embedder makes other vectors logs a warning and still serves it.
+  Measured for a model trained on fp32 vectors and served int8 ones: BANKING77 94.03% -> 93.96%,
+  CLINC150 in-scope 96.2% and out-of-scope recall 87% unchanged. Retraining removes the warning.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 from collections import Counter
@@ -26,8 +31,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from caredesk.ai.embedder import get_embedder, limit_blas_threads
+from caredesk.ai.embedder import VECTORS, get_embedder, limit_blas_threads, vectors_version
 from caredesk.ai.protocols import Embedder, IntentPrediction, Vectors
+
+log = logging.getLogger(__name__)
 
 OOS = "oos"
 FORMAT = "caredesk-intent-1"
@@ -35,6 +42,8 @@ NGRAM_WEIGHT = 0.35  # share of the n-gram model in the log-probability mix
 KNN = 3
 OOS_MIN_SHARE = 0.1
 BANK_PER_CLASS = int(os.environ.get("CAREDESK_INTENT_BANK", "32"))
+# Models saved before the vectors were recorded were all trained on fp32 MiniLM vectors.
+UNRECORDED_VECTORS = VECTORS["fp32"]
 Progress = Callable[[str], None]
 Floats = npt.NDArray[np.float64]
 
@@ -229,11 +238,14 @@ def _choose_threshold(score: Floats, pred: list[str], gold: Sequence[str]) -> fl
 class IntentClassifier:
     """The embedded default `IntentModel`."""
 
-    def __init__(self, core: _Core, threshold: float, embedder: Embedder | None = None):
+    def __init__(
+        self, core: _Core, threshold: float, embedder: Embedder | None = None, vectors: str | None = None
+    ):
         self.core = core
         self.threshold = threshold
         self.labels = core.labels
         self._embedder = embedder
+        self.vectors = vectors  # the training vectors' `MiniLMEmbedder.version`; None: unknown
 
     @property
     def embedder(self) -> Embedder:
@@ -318,7 +330,7 @@ class IntentClassifier:
             say("fitting on all examples")
             core = _Core.fit(texts, y, names, vectors)
         say(f"done: {len(names)} labels, out-of-scope threshold {threshold:.3f}")
-        return cls(core, threshold, emb)
+        return cls(core, threshold, emb, getattr(emb, "version", None))
 
     # -- persistence --------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
@@ -329,6 +341,7 @@ class IntentClassifier:
             "labels": self.labels,
             "threshold": self.threshold,
             "ngram_weight": NGRAM_WEIGHT,
+            "vectors": self.vectors,
         }
         (path / "meta.json").write_text(json.dumps(meta, indent=1))
         np.savez(
@@ -370,7 +383,18 @@ class IntentClassifier:
             vecs,
             w["bank"],
         )
-        return cls(core, float(meta["threshold"]), embedder)
+        trained = meta.get("vectors", UNRECORDED_VECTORS)  # null: trained on unknown vectors
+        serving = getattr(embedder, "version", None) if embedder is not None else vectors_version()
+        if trained is not None and serving is not None and trained != serving:
+            log.warning(
+                "intent model %s was trained on %s vectors but this process makes %s vectors; it "
+                "still works (accuracy moved by under 0.1 point when measured), but retrain it "
+                "(`caredesk nlu train`) or set CAREDESK_AI_PRECISION to match",
+                path,
+                trained,
+                serving,
+            )
+        return cls(core, float(meta["threshold"]), embedder, trained)
 
 
 # Loaded models are shared: loading costs a few hundred ms and tens of MB each.
