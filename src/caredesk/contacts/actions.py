@@ -8,6 +8,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from caredesk.accounts.actors import Actor
+from caredesk.contacts import linking
 from caredesk.contacts.identities import normalize_identity
 from caredesk.contacts.models import Contact, Identity
 from caredesk.platform.audit import audit
@@ -67,6 +68,10 @@ def resolve_identity(
 ) -> tuple[int, bool]:
     """The contact for an identity, creating both when new. Returns (contact_id, created).
 
+    A new phone, WhatsApp or email identity is checked against the account's other contacts
+    (`caredesk.contacts.linking`): when it and the same number's other identity are both verified, it
+    joins that contact (created is False); otherwise a new contact is created and a link is suggested.
+
     Concurrent first messages from one new person: the unique (account, kind, value) constraint
     lets exactly one transaction create the identity; the loser retries and finds it.
     """
@@ -75,6 +80,26 @@ def resolve_identity(
         return existing, False
     r = raw(session)
     now = r.ts(utcnow())
+    found = linking.candidates(session, account_id, kind, value) if kind in linking.LINKABLE_KINDS else []
+    owner = linking.verified_owner(found) if verified and found else None
+    if owner is not None:
+        ident = r.one(
+            _NEW_IDENTITY,
+            {
+                "a": account_id,
+                "contact": owner.contact_id,
+                "kind": kind,
+                "value": value,
+                "verified": True,
+                "now": now,
+            },
+        )
+        if ident is None:
+            raise RetryTransaction("identity created concurrently")
+        linking.record_auto_link(session, account_id, owner.contact_id, int(ident[0]), kind, owner.kind)
+        rest = [c for c in found if c.contact_id != owner.contact_id]
+        linking.suggest_all(session, account_id, owner.contact_id, kind, value, rest)
+        return owner.contact_id, False
     row = r.one(
         _NEW_CONTACT,
         {
@@ -101,6 +126,8 @@ def resolve_identity(
     )
     if ident is None:
         raise RetryTransaction("identity created concurrently")
+    if found:
+        linking.suggest_all(session, account_id, contact_id, kind, value, found)
     return contact_id, True
 
 
@@ -186,6 +213,10 @@ def add_identity(
         contact_id,
         {"kind": kind},
     )
+    if kind in linking.LINKABLE_KINDS:
+        # An agent adding an identity gets suggestions, never an automatic merge: they are right there.
+        found = linking.candidates(session, actor.account_id, kind, norm, exclude=contact_id)
+        linking.suggest_all(session, actor.account_id, contact_id, kind, norm, found)
     if emit:
         record_event(session, actor.account_id, "contact.updated", contact_json(c), contact_id=c.id)
     return ident

@@ -32,6 +32,7 @@ class Contact(Base):
     __table_args__ = (
         Index("ix_contacts_account", "account_id", "id"),
         Index("ix_contacts_account_email", "account_id", "email"),
+        Index("ix_contacts_account_phone", "account_id", "phone"),
     )
 
 
@@ -62,3 +63,28 @@ class ContactMerge(Base):
     moved: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     undone_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+LINK_STATUSES = ("open", "accepted", "dismissed")
+
+
+class LinkSuggestion(Base):
+    """Two contacts that may be one person (same phone number via SMS and WhatsApp, same email), for an
+    agent to merge or dismiss. Kept once per pair, whatever its status: a dismissed pair is never
+    suggested again. `contact_id` is always the lower id of the two (the pair's canonical order)."""
+
+    __tablename__ = "contact_link_suggestions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id", ondelete="CASCADE"))
+    other_contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    merge_id: Mapped[int | None] = mapped_column(BigId, nullable=True)  # the merge that accepted it
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("contact_id", "other_contact_id"),
+        Index("ix_contact_link_suggestions_other", "other_contact_id"),
+    )
