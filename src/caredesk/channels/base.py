@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -23,7 +25,7 @@ from caredesk.accounts.models import Inbox
 from caredesk.conversations.actions import mark_delivery
 from caredesk.conversations.inbound import Inbound, InboundResult, receive_inbound
 from caredesk.platform.db import SQL, raw
-from caredesk.platform.jobs import PermanentFailure, RetryLater
+from caredesk.platform.jobs import PermanentFailure, RetryLater, enqueue
 from caredesk.platform.models import utcnow
 
 
@@ -174,7 +176,10 @@ def ingest(session: Session, inbox_id: int, account_id: int, parsed: Parsed) -> 
             out.replayed = True
             return out
     for msg in parsed.inbound:
-        out.results.append(receive_inbound(session, msg))
+        res = receive_inbound(session, msg)
+        out.results.append(res)
+        if msg.meta.get("media") and not res.duplicate:
+            enqueue_media(session, account_id, res.message_id)
     for st in parsed.statuses:
         found = r.one(_MESSAGE_BY_CHANNEL_ID, {"inbox": inbox_id, "cmid": st.channel_message_id})
         mid = None if found is None else found[0]
@@ -184,6 +189,15 @@ def ingest(session: Session, inbox_id: int, account_id: int, parsed: Parsed) -> 
         ):
             out.statuses_applied += 1
     return out
+
+
+MEDIA_JOB = "message.media"  # caredesk.channels.media
+
+
+def enqueue_media(session: Session, account_id: int, message_id: int) -> None:
+    """The download of a message's provider media, in the transaction that stores the message (no network
+    I/O on the webhook's path); one job per message, whatever the redeliveries."""
+    enqueue(session, MEDIA_JOB, {"message_id": message_id}, account_id=account_id, key=f"media:{message_id}")
 
 
 def inbox_info(inbox: Inbox) -> InboxInfo:
@@ -289,3 +303,38 @@ class CallbackUrls:
 def _inbox_token(session: Session, inbox_id: int) -> str | None:
     inbox = session.get(Inbox, inbox_id)
     return None if inbox is None else inbox.public_token
+
+
+# ---- credentials never in logs ---------------------------------------------------------------------------
+
+_SECRETS_IN_URLS = (
+    (re.compile(r"/bot\d+:[A-Za-z0-9_-]+"), "/bot<redacted>"),  # Telegram: the token is in the path
+    (re.compile(r"((?:access_token|token|key|signature|sig)=)[^&\s\"']+", re.I), r"\1<redacted>"),
+    (re.compile(r"(https?://)[^/@\s]+@"), r"\1<redacted>@"),  # user:password@host
+)
+
+
+def redact(text: str) -> str:
+    """`text` with the provider secrets that URLs can carry replaced by `<redacted>`."""
+    for pattern, repl in _SECRETS_IN_URLS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+class RedactSecrets(logging.Filter):
+    """httpx logs every request's URL at INFO: Telegram's bot token is in the path, Messenger's page token in
+    the query. This filter rewrites such records before any handler sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def redact_http_logs() -> None:
+    """Installs `RedactSecrets` on the logger of the HTTP client the channels use (once)."""
+    logger = logging.getLogger("httpx")  # httpcore's own records name hosts, never paths or headers
+    if not any(isinstance(f, RedactSecrets) for f in logger.filters):
+        logger.addFilter(RedactSecrets())

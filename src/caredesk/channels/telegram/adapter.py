@@ -55,7 +55,12 @@ class TelegramAdapter:
         text = str(m.get("text") or m.get("caption") or "")
         if m.get("photo"):
             sizes = [p for p in as_list(m.get("photo"), "photo") if isinstance(p, dict)]
-            meta["media"] = [{"type": "photo", "file_id": sizes[-1].get("file_id")}] if sizes else []
+            biggest = sizes[-1] if sizes else {}
+            meta["media"] = (
+                [{"type": "photo", "file_id": biggest.get("file_id"), "file_size": biggest.get("file_size")}]
+                if sizes
+                else []
+            )
             text = text or "[photo]"
         for kind in ("document", "voice", "audio", "video", "sticker"):
             if isinstance(m.get(kind), dict):
@@ -66,6 +71,7 @@ class TelegramAdapter:
                         "file_id": f.get("file_id"),
                         "file_name": f.get("file_name"),
                         "mime_type": f.get("mime_type"),
+                        "file_size": f.get("file_size"),
                     }
                 )
                 text = text or f"[{kind}]"
