@@ -162,11 +162,17 @@ def record_auto_link(
 # ---------------------------------------------------------------- reading and deciding
 
 
-def suggestion_json(s: LinkSuggestion, contact_id: int, other: Contact) -> dict[str, Any]:
-    """A suggestion as seen from `contact_id`: who the other contact is, and why."""
+def older(a: Contact, b: Contact) -> Contact:
+    """The contact that survives a merge of the two: the one created first."""
+    return min(a, b, key=lambda c: (c.created_at, c.id))
+
+
+def suggestion_json(s: LinkSuggestion, contact: Contact, other: Contact) -> dict[str, Any]:
+    """A suggestion as seen from `contact`: who the other contact is, why, and who a merge keeps."""
     return {
         "id": s.id,
-        "contact_id": contact_id,
+        "contact_id": contact.id,
+        "survivor_id": older(contact, other).id,
         "other_contact": {
             "id": other.id,
             "name": other.name,
@@ -197,26 +203,30 @@ def open_suggestions(session: Session, account_id: int, contact_id: int) -> list
     )
     if not rows:
         return []
-    other_ids = {s.other_contact_id if s.contact_id == contact_id else s.contact_id for s in rows}
-    others = {
+    ids = {contact_id} | {s.other_contact_id if s.contact_id == contact_id else s.contact_id for s in rows}
+    live = {
         c.id: c
         for c in session.execute(
             select(Contact).where(
-                Contact.account_id == account_id,
-                Contact.id.in_(other_ids),
-                Contact.merged_into_id.is_(None),
+                Contact.account_id == account_id, Contact.id.in_(ids), Contact.merged_into_id.is_(None)
             )
         ).scalars()
     }
+    me = live.get(contact_id)
     out = []
     for s in rows:
-        other = others.get(s.other_contact_id if s.contact_id == contact_id else s.contact_id)
-        if other is not None:
-            out.append(suggestion_json(s, contact_id, other))
+        other = live.get(s.other_contact_id if s.contact_id == contact_id else s.contact_id)
+        if me is not None and other is not None:
+            out.append(suggestion_json(s, me, other))
     return out
 
 
+MAX_ID = 2**63 - 1  # BIGINT: a larger id from a URL is simply not found (PostgreSQL would refuse to bind it)
+
+
 def get_suggestion(session: Session, account_id: int, suggestion_id: int) -> LinkSuggestion:
+    if not 0 < suggestion_id <= MAX_ID:
+        raise NotFound("suggestion not found")
     s = session.get(LinkSuggestion, suggestion_id)
     if s is None or s.account_id != account_id:
         raise NotFound("suggestion not found")
@@ -225,7 +235,7 @@ def get_suggestion(session: Session, account_id: int, suggestion_id: int) -> Lin
 
 def check_open(s: LinkSuggestion) -> None:
     if s.status != "open":
-        raise Conflict(f"this suggestion was already {s.status}", status=s.status)
+        raise Conflict(f"this suggestion was already {s.status}", suggestion_status=s.status)
 
 
 def dismiss_suggestion(

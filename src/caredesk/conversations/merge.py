@@ -8,7 +8,8 @@ from sqlalchemy.orm import Session
 
 from caredesk.accounts.actors import Actor
 from caredesk.contacts.actions import get_contact
-from caredesk.contacts.models import ContactMerge, Identity
+from caredesk.contacts.linking import check_open, get_suggestion, older
+from caredesk.contacts.models import ContactMerge, Identity, LinkSuggestion
 from caredesk.conversations.models import Conversation
 from caredesk.platform.audit import audit
 from caredesk.platform.errors import Conflict, Invalid, NotFound
@@ -52,6 +53,17 @@ def merge_contacts(session: Session, actor: Actor, survivor_id: int, merged_id: 
     )
     session.add(rec)
     session.flush()
+    # A suggestion for this pair is settled by the merge, whichever way it was made.
+    low, high = sorted((survivor.id, merged.id))
+    session.execute(
+        update(LinkSuggestion)
+        .where(
+            LinkSuggestion.contact_id == low,
+            LinkSuggestion.other_contact_id == high,
+            LinkSuggestion.status == "open",
+        )
+        .values(status="accepted", merge_id=rec.id, decided_at=utcnow())
+    )
     audit(
         session,
         actor.account_id,
@@ -94,6 +106,12 @@ def unmerge_contacts(session: Session, actor: Actor, merge_id: int) -> ContactMe
     survivor.phone = prev.get("phone", survivor.phone)
     merged.merged_into_id = None
     rec.undone_at = utcnow()
+    # The suggestion this merge accepted is open again: the agent decides anew.
+    session.execute(
+        update(LinkSuggestion)
+        .where(LinkSuggestion.merge_id == rec.id)
+        .values(status="open", merge_id=None, decided_at=None)
+    )
     audit(
         session,
         actor.account_id,
@@ -108,6 +126,40 @@ def unmerge_contacts(session: Session, actor: Actor, merge_id: int) -> ContactMe
         actor.account_id,
         "contact.unmerged",
         {"survivor_id": survivor.id, "restored_id": merged.id, "merge_id": rec.id},
+        contact_id=survivor.id,
+    )
+    return rec
+
+
+def accept_link_suggestion(session: Session, actor: Actor, suggestion_id: int) -> ContactMerge:
+    """ "Merge" on a suggestion: the usual merge (recorded, undoable), the older contact surviving."""
+    sug = get_suggestion(session, actor.account_id, suggestion_id)
+    check_open(sug)
+    a, b = (get_contact(session, actor.account_id, cid) for cid in (sug.contact_id, sug.other_contact_id))
+    survivor = older(a, b)
+    merged = b if survivor is a else a
+    rec = merge_contacts(session, actor, survivor.id, merged.id)
+    session.refresh(sug)
+    audit(
+        session,
+        actor.account_id,
+        actor.audit_ref,
+        "contact.link_accepted",
+        "contact",
+        survivor.id,
+        {"suggestion_id": sug.id, "merge_id": rec.id},
+    )
+    record_event(
+        session,
+        actor.account_id,
+        "contact.link_decided",
+        {
+            "id": sug.id,
+            "status": "accepted",
+            "contact_id": sug.contact_id,
+            "other_contact_id": sug.other_contact_id,
+            "merge_id": rec.id,
+        },
         contact_id=survivor.id,
     )
     return rec

@@ -1,4 +1,4 @@
-"""Contacts: search, create, edit, identities, timeline, merge and un-merge."""
+"""Contacts: search, create, edit, identities, timeline, merge and un-merge, link suggestions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from caredesk.contacts import actions as ct
-from caredesk.conversations.merge import merge_contacts, unmerge_contacts
+from caredesk.contacts import linking
+from caredesk.conversations.merge import accept_link_suggestion, merge_contacts, unmerge_contacts
 from caredesk.conversations.queries import ConversationFilter, contact_timeline, list_conversations
 from caredesk.web.api.schemas import ContactIn, ContactPatch, IdentityIn, MergeIn
 from caredesk.web.deps import ActorDep, ServicesDep
@@ -63,6 +64,34 @@ async def unmerge(merge_id: int, actor: ActorDep, svc: ServicesDep) -> dict[str,
     def w(s: Session) -> dict[str, Any]:
         rec = unmerge_contacts(s, actor, merge_id)
         return {"merge_id": rec.id, "survivor_id": rec.survivor_id, "restored_id": rec.merged_id}
+
+    return await svc.db.write(w)
+
+
+@router.post("/link-suggestions/{suggestion_id}/accept")
+async def accept_suggestion(suggestion_id: int, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
+    """Merge the two contacts (the older one survives); undo with the merge's undo."""
+
+    def w(s: Session) -> dict[str, Any]:
+        rec = accept_link_suggestion(s, actor, suggestion_id)
+        return {
+            "id": suggestion_id,
+            "status": "accepted",
+            "merge_id": rec.id,
+            "survivor_id": rec.survivor_id,
+            "merged_id": rec.merged_id,
+        }
+
+    return await svc.db.write(w)
+
+
+@router.post("/link-suggestions/{suggestion_id}/dismiss")
+async def dismiss_suggestion(suggestion_id: int, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
+    """Not the same person: this pair is never suggested again."""
+
+    def w(s: Session) -> dict[str, Any]:
+        sug = linking.dismiss_suggestion(s, actor.account_id, actor.audit_ref, suggestion_id)
+        return {"id": sug.id, "status": sug.status}
 
     return await svc.db.write(w)
 
@@ -123,5 +152,16 @@ async def conversations(contact_id: int, actor: ActorDep, svc: ServicesDep) -> d
             actor.id,
             ConversationFilter(status="all", contact_id=contact_id, limit=100, sort="newest"),
         )
+
+    return await svc.db.read(read)
+
+
+@router.get("/{contact_id}/link-suggestions")
+async def link_suggestions(contact_id: int, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
+    """Contacts that may be the same person as this one, with the reason; open ones only."""
+
+    def read(s: Session) -> dict[str, Any]:
+        ct.get_contact(s, actor.account_id, contact_id)
+        return {"items": linking.open_suggestions(s, actor.account_id, contact_id)}
 
     return await svc.db.read(read)
