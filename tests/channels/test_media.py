@@ -31,6 +31,8 @@ from tests.channels.fake_provider import FakeProvider
 from tests.channels.helpers import PUBLIC, make_inbox
 from tests.conftest import AccountFixture
 
+pytestmark = pytest.mark.postgres  # the item lock (FOR UPDATE) and the concurrent runs matter there
+
 TWILIO_SID = "ACf00000000000000000000000000000aa"
 TWILIO_TOKEN = "f3a9c2d1e8b7a6c5d4e3f2a1b0c9d8e7"
 WA_TOKEN = "EAAGm0PX4ZCpsBAKZCwaSecretBearer"
