@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from caredesk.knowledge.search import KnowledgeBase, split_passages
@@ -78,3 +79,36 @@ def test_split_passages_keeps_paragraphs_together() -> None:
     parts = split_passages(body, max_words=50)
     assert parts[0].startswith("First para.") and "Second para." in parts[0]
     assert all(len(p.split()) <= 50 for p in parts)
+
+
+def test_an_index_built_with_other_vectors_is_embedded_again_once(embedder, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An index from before int8 became the default (fp32 passage vectors) is re-embedded on first use,
+    so that queries (now int8) compare with passages of the same kind."""
+    from caredesk.ai.embedder import MiniLMEmbedder
+
+    fp32 = MiniLMEmbedder(precision="fp32")
+    assert fp32.version != embedder.version
+    path = tmp_path / "kb.sqlite"
+    old = KnowledgeBase(path, embedder=fp32)
+    for article_id, title, body in ARTICLES:
+        old.add_article(article_id, title, body)
+    old.db.close()
+
+    kb = KnowledgeBase(path, embedder=embedder)
+    assert kb.search("how do I get my money back").hits[0].article_id == "returns"
+    stored = np.stack(
+        [
+            np.frombuffer(v, dtype=np.float32)
+            for (v,) in kb.db.execute("SELECT vector FROM passages ORDER BY id")
+        ]
+    )
+    texts = [
+        f"{t}. {p}"
+        for (t, p) in kb.db.execute(
+            "SELECT a.title, p.text FROM passages p JOIN articles a ON a.id = p.article_id ORDER BY p.id"
+        )
+    ]
+    assert np.allclose(stored, embedder.embed(texts), atol=1e-6)
+    assert kb.db.execute("SELECT value FROM index_meta WHERE key = 'vectors'").fetchone() == (
+        embedder.version,
+    )

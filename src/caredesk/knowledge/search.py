@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS passages (
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts
     USING fts5(title, text, content='', tokenize='porter unicode61');
+CREATE TABLE IF NOT EXISTS index_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -116,6 +117,9 @@ class KnowledgeBase:
         """Add or replace an article; returns the number of passages indexed."""
         passages = split_passages(body) or [title]
         vectors = self.embedder.embed([f"{title}. {p}" for p in passages])
+        with self._lock:
+            if self._matrix is None:
+                self._reembed_if_stale()  # before adding this article's vectors under the current version
         with self._lock, self.db:
             self._delete(article_id)
             self.db.execute("INSERT INTO articles VALUES (?, ?, ?, ?)", (article_id, title, body, url))
@@ -151,8 +155,33 @@ class KnowledgeBase:
         self.db.execute("DELETE FROM passages WHERE article_id = ?", (article_id,))
         self.db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
 
+    def _vectors_version(self) -> str | None:
+        version = getattr(self.embedder, "version", None)
+        return version if isinstance(version, str) else None
+
+    def _reembed_if_stale(self) -> None:
+        """Passages embedded by another kind of vectors (e.g. fp32 before int8 became the default) are
+        embedded again, once: a query's vector must be comparable with the passages'."""
+        version = self._vectors_version()
+        if version is None:
+            return
+        row = self.db.execute("SELECT value FROM index_meta WHERE key = 'vectors'").fetchone()
+        if row is not None and row[0] == version:
+            return
+        rows = self.db.execute(
+            "SELECT p.id, a.title, p.text FROM passages p JOIN articles a ON a.id = p.article_id ORDER BY p.id"
+        ).fetchall()
+        vectors = self.embedder.embed([f"{title}. {text}" for _id, title, text in rows])
+        with self.db:
+            for (pid, _title, _text), vec in zip(rows, vectors, strict=True):
+                self.db.execute(
+                    "UPDATE passages SET vector = ? WHERE id = ?", (vec.astype(np.float32).tobytes(), pid)
+                )
+            self.db.execute("INSERT OR REPLACE INTO index_meta VALUES ('vectors', ?)", (version,))
+
     def _vectors(self) -> tuple[list[int], np.ndarray]:
         if self._matrix is None:
+            self._reembed_if_stale()
             rows = self.db.execute("SELECT id, vector FROM passages ORDER BY id").fetchall()
             self._ids = [r[0] for r in rows]
             self._matrix = (
