@@ -400,6 +400,21 @@ async def test_messenger_attachment_from_its_plain_url(
         ("4567_n.png", "image/png")
     ]
 
+    # An attachment with nothing to fetch (a shared location) makes no job.
+    ev["message"] = {
+        "mid": "m_loc_1",
+        "attachments": [{"type": "location", "payload": {"coordinates": {"lat": 1, "long": 2}}}],
+    }
+    body = json.dumps({"object": "page", "entry": [{"id": "1", "time": 1, "messaging": [ev]}]}).encode()
+    sig = "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    r = await client.post(
+        f"/webhooks/messenger/{token}",
+        content=body,
+        headers={"content-type": "application/json", "x-hub-signature-256": sig},
+    )
+    assert r.status_code == 200, r.text
+    assert len(media_jobs(services)) == 1 and len(await _all_messages(services, account.id)) == 2
+
 
 # ---- at least once, never twice -----------------------------------------------------------------------
 

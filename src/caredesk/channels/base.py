@@ -178,7 +178,7 @@ def ingest(session: Session, inbox_id: int, account_id: int, parsed: Parsed) -> 
     for msg in parsed.inbound:
         res = receive_inbound(session, msg)
         out.results.append(res)
-        if msg.meta.get("media") and not res.duplicate:
+        if msg.meta.get("media") and not res.duplicate and fetchable(msg.meta["media"]):
             enqueue_media(session, account_id, res.message_id)
     for st in parsed.statuses:
         found = r.one(_MESSAGE_BY_CHANNEL_ID, {"inbox": inbox_id, "cmid": st.channel_message_id})
@@ -192,6 +192,15 @@ def ingest(session: Session, inbox_id: int, account_id: int, parsed: Parsed) -> 
 
 
 MEDIA_JOB = "message.media"  # caredesk.channels.media
+
+
+def fetchable(media: Any) -> bool:
+    """Whether a message's `meta.media` names a file at its provider (a URL, a media id or a file id);
+    Messenger's fallback/location attachments, for one, carry none."""
+    return isinstance(media, list) and any(
+        isinstance(i, dict) and any(isinstance(i.get(k), str) and i[k] for k in ("url", "id", "file_id"))
+        for i in media
+    )
 
 
 def enqueue_media(session: Session, account_id: int, message_id: int) -> None:

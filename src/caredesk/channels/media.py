@@ -124,7 +124,8 @@ def fetchers() -> dict[str, Fetcher]:
 
 
 def source_of(item: Any) -> str | None:
-    """What identifies a media item at its provider (URL, media id or file id): the key of the work."""
+    """What identifies a media item at its provider (URL, media id or file id): the key of the work
+    (`caredesk.channels.base.fetchable` reads the same keys)."""
     if not isinstance(item, dict):
         return None
     for k in ("url", "id", "file_id"):
