@@ -25,6 +25,7 @@ SECRET_INBOX = "Inbox Alphahidden"
 SECRET_JOB = "alpha-dead-job-payload-9911"
 SECRET_FILE = b"alpha-secret-file-contents-4410"
 SECRET_WEBHOOK_URL = "https://alpha-hidden-crm.example/hooks/8812"
+SECRET_PHONE = "+4915199887766"
 
 
 @dataclass
@@ -116,6 +117,29 @@ async def world(
         )
     )
     ids["merge_id"] = merge["merge_id"]
+    # A's contact also wrote by WhatsApp from a number an agent typed in (unverified): a link suggestion.
+    await _ok(
+        await client.post(
+            f"/api/v1/contacts/{first['contact_id']}/identities",
+            headers=h,
+            json={"kind": "phone", "value": SECRET_PHONE},
+        )
+    )
+    twin = await _ok(
+        await client.post(
+            f"/api/v1/inboxes/{inbox['id']}/inbound",
+            headers=h,
+            json={
+                "id": "a-2",
+                "from": {"kind": "whatsapp", "value": SECRET_PHONE, "name": "Alpha Twin"},
+                "text": "hi",
+            },
+        )
+    )
+    [suggestion] = (
+        await _ok(await client.get(f"/api/v1/contacts/{twin['contact_id']}/link-suggestions", headers=h))
+    )["items"]
+    ids["suggestion_id"] = suggestion["id"]
     await _ok(
         await client.put("/api/v1/automation/secrets/shop_key", headers=h, json={"value": "alpha-shop-key"})
     )
@@ -180,6 +204,8 @@ async def world(
                 "zelda@alpha.test",
                 "Alpha Keeper",
                 "Alpha Merged",
+                "Alpha Twin",
+                SECRET_PHONE,
                 "alpha-shop-key",
                 SECRET_WEBHOOK_URL,
                 hook["secret"],

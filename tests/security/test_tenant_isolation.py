@@ -31,6 +31,7 @@ PARAM_VALUES: dict[str, Callable[[World], str]] = {
     "conversation_id": lambda w: str(w.ids["conversation_id"]),
     "message_id": lambda w: str(w.ids["message_id"]),
     "merge_id": lambda w: str(w.ids["merge_id"]),
+    "suggestion_id": lambda w: str(w.ids["suggestion_id"]),
     "token_id": lambda w: str(w.ids["token_id"]),
     "job_id": lambda w: str(w.ids["job_id"]),
     "webhook_id": lambda w: str(w.ids["webhook_id"]),
@@ -137,6 +138,7 @@ async def snapshot(client: httpx.AsyncClient, services: Services, w: World) -> d
         f"/api/v1/conversations/{i['conversation_id']}/messages",
         f"/api/v1/contacts/{i['contact_id']}",
         f"/api/v1/contacts/{i['contact_id']}/timeline",
+        f"/api/v1/contacts/{i['contact_id']}/link-suggestions",
         "/api/v1/contacts",
         "/api/v1/agents",
         "/api/v1/teams",
@@ -168,6 +170,7 @@ async def snapshot(client: httpx.AsyncClient, services: Services, w: World) -> d
                 "automation_secrets",
                 "raw_inbound",
                 "webhook_endpoints",
+                "contact_link_suggestions",
             )
         }
 

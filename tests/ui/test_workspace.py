@@ -136,3 +136,65 @@ async def test_admin_pages_render_and_create_a_webchat_inbox(
     assert "Shop &lt;b&gt;chat&lt;/b&gt;" in page.text and "/widget/loader.js" in page.text
     bad = await client.post("/admin/agents", data={"name": "X", "email": "not-an-email", "csrf_token": csrf})
     assert bad.status_code == 422 and "valid email" in bad.text
+
+
+async def _from(
+    client: httpx.AsyncClient, acc: AccountFixture, kind: str, number: str, name: str, text: str
+) -> dict[str, int]:
+    r = await client.post(
+        f"/api/v1/inboxes/{acc.inbox_ids['api']}/inbound",
+        headers=acc.auth,
+        json={"from": {"kind": kind, "value": number, "name": name}, "text": text},
+    )
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+async def test_the_customer_panel_suggests_the_same_person_and_merges_or_dismisses(
+    client: httpx.AsyncClient, account: AccountFixture
+) -> None:
+    sms = await _from(client, account, "phone", "+491511234567", "Ana <b>Sms</b>", "hi by sms")
+    wa = await _from(client, account, "whatsapp", "+491511234567", "Ana WA", "hi on whatsapp")
+    csrf = await _login(client, account)
+    page = await client.get(f"/ui/c/{wa['conversation_id']}")
+    assert page.status_code == 200
+    block = page.text.split('id="link-suggestions"')[1].split("<h3>Identities</h3>")[0]
+    assert "Possibly the same person as <strong>Ana &lt;b&gt;Sms&lt;/b&gt;</strong>" in block
+    assert "same phone number +491511234567 via SMS and WhatsApp" in block
+    assert "Merging keeps the older contact (the other one)" in block
+    sid = re.search(r'data-suggestion-id="(\d+)"', block).group(1)  # type: ignore[union-attr]
+    accept, dismiss = (
+        f"/ui/c/{wa['conversation_id']}/links/{sid}/accept",
+        f"/ui/c/{wa['conversation_id']}/links/{sid}/dismiss",
+    )
+    assert f'hx-post="{accept}"' in block and ">Merge</button>" in block
+    assert f'hx-post="{dismiss}"' in block and ">Not the same person</button>" in block
+    # Seen from the other conversation too, and as the live partial.
+    other = await client.get(f"/ui/c/{sms['conversation_id']}/links")
+    assert "Possibly the same person as <strong>Ana WA</strong>" in other.text
+    assert "Merging keeps the older contact (this one)" in other.text
+
+    assert (await client.post(accept)).status_code == 403  # no CSRF token
+    merged = await client.post(accept, headers={"x-csrf-token": csrf})
+    assert merged.status_code == 200, merged.text
+    # One person, one timeline: both messages in the rerendered view, the suggestion gone.
+    assert "hi by sms" in merged.text and "hi on whatsapp" in merged.text
+    assert 'data-testid="link-suggestion"' not in merged.text
+    assert f'data-contact-id="{sms["contact_id"]}"' in merged.text
+    assert (await client.post(dismiss, headers={"x-csrf-token": csrf})).status_code == 409
+
+    # A new pair, dismissed: gone from both panels.
+    a = await _from(client, account, "phone", "+441632960961", "Bo", "sms")
+    b = await _from(client, account, "whatsapp", "+441632960961", "Bo", "wa")
+    block = (await client.get(f"/ui/c/{a['conversation_id']}/links")).text
+    sid = re.search(r'data-suggestion-id="(\d+)"', block).group(1)  # type: ignore[union-attr]
+    wrong = await client.post(
+        f"/ui/c/{wa['conversation_id']}/links/{sid}/dismiss", headers={"x-csrf-token": csrf}
+    )
+    assert wrong.status_code == 404  # a suggestion about another contact than this conversation's
+    done = await client.post(
+        f"/ui/c/{a['conversation_id']}/links/{sid}/dismiss", headers={"x-csrf-token": csrf}
+    )
+    assert done.status_code == 200 and 'id="link-suggestions"' in done.text
+    assert 'data-testid="link-suggestion"' not in done.text
+    assert 'data-testid="link-suggestion"' not in (await client.get(f"/ui/c/{b['conversation_id']}")).text

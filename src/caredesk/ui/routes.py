@@ -19,12 +19,13 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
 from caredesk.accounts import actions as acc
+from caredesk.contacts import linking
 from caredesk.contacts.actions import find_contact_by_identity
 from caredesk.contacts.identities import normalize_email
 from caredesk.conversations import actions as cv
 from caredesk.conversations.attachments import attachment_at
 from caredesk.conversations.delivery import retry_message as retry_delivery
-from caredesk.conversations.merge import merge_contacts
+from caredesk.conversations.merge import accept_link_suggestion, merge_contacts
 from caredesk.conversations.models import Conversation, Message
 from caredesk.conversations.queries import ConversationFilter
 from caredesk.platform.errors import CaredeskError, Invalid, NotFound
@@ -372,6 +373,53 @@ async def merge(request: Request, conversation_id: int, actor: ActorDep, svc: Se
 
     await svc.db.write(w)
     return await _rerender(svc, actor, conversation_id)
+
+
+@router.get("/ui/c/{conversation_id}/links")
+async def links_partial(request: Request, conversation_id: int) -> HTMLResponse:
+    """The customer panel's open link suggestions (re-read live when one is made or decided)."""
+    v = await viewer(request)
+    data = await services(request).db.read(views.link_suggestions, v.actor.account_id, conversation_id)
+    return HTMLResponse(fragment("_links.html", **data))
+
+
+def _suggestion_of_conversation(s: Session, actor: Any, conversation_id: int, suggestion_id: int) -> int:
+    """The suggestion's id if it is about this conversation's contact; 404 otherwise."""
+    conv = cv.get_conversation(s, actor.account_id, conversation_id)
+    sug = linking.get_suggestion(s, actor.account_id, suggestion_id)
+    if conv.contact_id not in (sug.contact_id, sug.other_contact_id):
+        raise NotFound("suggestion not found")
+    return sug.id
+
+
+@router.post("/ui/c/{conversation_id}/links/{suggestion_id}/accept")
+async def link_accept(
+    conversation_id: int, suggestion_id: int, actor: ActorDep, svc: ServicesDep
+) -> HTMLResponse:
+    """ "Merge": the two contacts become one (the older survives), and so do their timelines."""
+
+    def w(s: Session) -> None:
+        accept_link_suggestion(
+            s, actor, _suggestion_of_conversation(s, actor, conversation_id, suggestion_id)
+        )
+
+    await svc.db.write(w)
+    return await _rerender(svc, actor, conversation_id)
+
+
+@router.post("/ui/c/{conversation_id}/links/{suggestion_id}/dismiss")
+async def link_dismiss(
+    conversation_id: int, suggestion_id: int, actor: ActorDep, svc: ServicesDep
+) -> HTMLResponse:
+    """ "Not the same person": the pair is never suggested again."""
+
+    def w(s: Session) -> dict[str, Any]:
+        sid = _suggestion_of_conversation(s, actor, conversation_id, suggestion_id)
+        linking.dismiss_suggestion(s, actor.account_id, actor.audit_ref, sid)
+        return views.link_suggestions(s, actor.account_id, conversation_id)
+
+    data = await svc.db.write(w)
+    return HTMLResponse(fragment("_links.html", **data))
 
 
 @router.post("/ui/c/{conversation_id}/presence", status_code=204)

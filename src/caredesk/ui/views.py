@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from caredesk.accounts.actions import agent_json, get_account, team_json, team_member_ids
 from caredesk.accounts.models import Agent, Inbox, Team
 from caredesk.contacts.actions import contact_json, get_contact, identities_of
+from caredesk.contacts.linking import open_suggestions
 from caredesk.conversations.actions import get_conversation, labels_of
 from caredesk.conversations.attachments import attachments_json
 from caredesk.conversations.models import Conversation, Message
@@ -129,6 +130,7 @@ def conversation_view(s: Session, account_id: int, conversation_id: int) -> dict
     return {
         "conv": data,
         "contact": contact_json(contact, idents),
+        "suggestions": open_suggestions(s, account_id, contact.id),
         "previous": [conversation_json(c) for c in previous],
         "timeline": timeline(s, account_id, contact.id),
         "snippets": snippets,
@@ -138,6 +140,12 @@ def conversation_view(s: Session, account_id: int, conversation_id: int) -> dict
         "max_file_mb": MAX_FILE_BYTES // 1_048_576,
         **directory(s, account_id),
     }
+
+
+def link_suggestions(s: Session, account_id: int, conversation_id: int) -> dict[str, Any]:
+    """The customer panel's "possibly the same person" block for a conversation's contact."""
+    conv = get_conversation(s, account_id, conversation_id)
+    return {"suggestions": open_suggestions(s, account_id, conv.contact_id), "conv_id": conv.id}
 
 
 def admin_data(s: Session, account_id: int) -> dict[str, Any]:

@@ -340,6 +340,19 @@ function onEvent(ev: LiveEvent) {
         notify("Handed over to you", `Conversation #${ev.conversation_id}`);
       }
       break;
+    case "contact.link_suggested":
+    case "contact.link_decided":
+      // "Possibly the same person": re-read the customer panel's block when it is about this contact.
+      if (c && [d.contact_id, d.other_contact_id].map(String).includes(c.el.dataset.contactId || "")) {
+        htmx.trigger(document.body, "contact-links-changed");
+      }
+      break;
+    case "contact.identity_linked":
+    case "contact.merged":
+    case "contact.unmerged":
+      // Identities or the timeline of the contact shown here changed: show them.
+      if (c && [ev.contact_id, d.merged_id, d.restored_id].map(String).includes(c.el.dataset.contactId || "")) refreshConversation();
+      break;
     case "agent.updated":
       break;
   }
