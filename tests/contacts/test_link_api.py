@@ -172,6 +172,9 @@ async def test_a_verified_whatsapp_sender_joins_the_contact_with_that_verified_n
     ]
     assert await timeline(client, account, known["id"]) == ["Does it come in another color?"]
     assert await listed(client, account, known["id"]) == []
+    audit = (await client.get("/api/v1/audit", headers=h, params={"target_type": "contact"})).json()["items"]
+    [linked] = [e for e in audit if e["action"] == "contact.identity_linked"]
+    assert linked["target_id"] == known["id"] and linked["actor_type"] == "system"
 
 
 async def test_an_unverified_number_on_file_gets_a_suggestion_from_whatsapp(
