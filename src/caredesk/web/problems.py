@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from caredesk.platform.errors import CaredeskError
@@ -69,6 +69,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(OverflowError)
     async def _overflow(_req: Request, exc: OverflowError) -> JSONResponse:
         # An unbounded int from the path or query (an id of 30 digits) that the SQLite driver cannot bind.
+        return problem(422, "Invalid request", "a number in the request is out of range")
+
+    @app.exception_handler(DataError)
+    async def _data(_req: Request, exc: DataError) -> JSONResponse:
+        # PostgreSQL refusing a value from the request, e.g. a 25-digit id ("bigint out of range").
+        log.info("data error answered as 422: %s", type(exc.orig).__name__)
         return problem(422, "Invalid request", "a number in the request is out of range")
 
     @app.exception_handler(IntegrityError)
