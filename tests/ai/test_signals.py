@@ -214,6 +214,35 @@ def test_an_accounts_trained_spam_model_replaces_the_rules(embedder, tmp_path, m
     assert analyze("Hey, are we still meeting at 6 tonight?", account_id=9).spam is False
 
 
+def test_a_spam_model_says_when_it_was_trained_on_other_vectors(embedder, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+    import pickle
+
+    from caredesk.ai.embedder import vectors_version
+    from caredesk.ai.spam import SpamClassifier
+
+    texts = [
+        "WIN a FREE prize now, call 0800",
+        "see you at 6?",
+        "URGENT claim your cash",
+        "thanks, got it",
+    ] * 3
+    model = SpamClassifier.train(texts, [i % 2 == 0 for i in range(len(texts))], embedder.embed(texts))
+    assert model.parts["vectors"] == vectors_version()
+    model.save(tmp_path / "current.pkl")
+    with caplog.at_level(logging.WARNING, logger="caredesk.ai.spam"):
+        SpamClassifier.load(tmp_path / "current.pkl")
+    assert not caplog.records
+    # A model saved before vectors were recorded (so fitted on fp32 ones) under another precision.
+    data = pickle.loads((tmp_path / "current.pkl").read_bytes())  # noqa: S301 - our own file
+    del data["parts"]["vectors"]
+    (tmp_path / "old.pkl").write_bytes(pickle.dumps(data))
+    with caplog.at_level(logging.WARNING, logger="caredesk.ai.spam"):
+        loaded = SpamClassifier.load(tmp_path / "old.pkl")
+    assert ("trained on" in caplog.text) == (vectors_version() != "all-MiniLM-L6-v2/fp32")
+    assert loaded.score(["WIN a FREE prize now"], embedder.embed(["WIN a FREE prize now"]))[0] > 0.5
+
+
 def test_an_accounts_batch_is_its_parts(embedder, trained_model, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A batch for an account with both models (embedded while the text signals are worked out)
     gives what the parts give one after the other: the account's intent and spam models on the

@@ -13,6 +13,7 @@ Two scorers behind `SpamModel`:
 
 from __future__ import annotations
 
+import logging
 import math
 import pickle
 import re
@@ -110,6 +111,9 @@ _REPORTING = re.compile(
 _REPORTING_GATE = gate([_REPORTING])
 
 
+log = logging.getLogger(__name__)
+
+
 class RuleSpamScorer:
     """The embedded default `SpamModel`: no training data needed."""
 
@@ -157,7 +161,10 @@ class SpamClassifier:
         ngram = LogisticRegression(C=50.0, max_iter=2000, class_weight="balanced").fit(grams, y)
         parts: dict[str, Any] = {"chars": chars, "words": words, "ngram": ngram}
         if vectors is not None:
+            from caredesk.ai.embedder import vectors_version
+
             parts["emb"] = LogisticRegression(C=10.0, max_iter=2000, class_weight="balanced").fit(vectors, y)
+            parts["vectors"] = vectors_version()  # which vectors `emb` was fitted on (see `load`)
         return cls(parts)
 
     def score(
@@ -184,7 +191,20 @@ class SpamClassifier:
     def load(cls, path: str | Path) -> SpamClassifier:
         with Path(path).open("rb") as fh:
             data = pickle.load(fh)  # noqa: S301 - only files written by `save`
-        return cls(data["parts"], data["threshold"])
+        parts = data["parts"]
+        if "emb" in parts:
+            from caredesk.ai.embedder import VECTORS, vectors_version
+
+            trained = parts.get("vectors", VECTORS["fp32"])  # saved before int8 existed: fp32
+            if trained != vectors_version():
+                log.warning(
+                    "spam model %s was trained on %s vectors but this process makes %s vectors; it still "
+                    "works (its n-gram part weighs most), but retrain it or set CAREDESK_AI_PRECISION to match",
+                    path,
+                    trained,
+                    vectors_version(),
+                )
+        return cls(parts, data["threshold"])
 
 
 _loaded: dict[tuple[str, float], SpamClassifier] = {}
