@@ -464,15 +464,18 @@ def _export_int8(path: Path, tokenizer: Tokenizer) -> None:
 def _batches(lengths: np.ndarray) -> list[np.ndarray]:
     """Indices of the texts, sorted by length and cut into batches that pad little.
 
-    A batch ends at BATCH rows, or before a text more than 10% (+2 tokens) longer than its
-    shortest: the 256 BANKING77 messages of a typical call, cut every 64 rows, padded 65% more
-    tokens than they hold (the last batch pads to the longest message); cut this way, 9%.
+    A batch ends at BATCH rows, or before a text more than one token longer than its shortest. The
+    256 BANKING77 messages of a typical call, cut every 64 rows, padded 65% more tokens than they
+    hold; cut where the length grew by 10% + 2 tokens, 9%; cut this way, under 3%, and small batches
+    cost little here: 360 sentences per CPU-second against 329 for the 10% + 2 cut (3,080 BANKING77
+    test messages in calls of 256, one one-thread session per core, quiet machine). Since every row is
+    computed on its own (the attention mask; int8's per-token scales), the cut changes no vector.
     """
     order = np.argsort(lengths, kind="stable")
     jobs: list[np.ndarray] = []
     start = 0
     for end in range(1, len(order) + 1):
-        if end == len(order) or end - start >= BATCH or lengths[order[end]] > 1.1 * lengths[order[start]] + 2:
+        if end == len(order) or end - start >= BATCH or lengths[order[end]] > lengths[order[start]] + 1:
             jobs.append(order[start:end])
             start = end
     return jobs
