@@ -37,10 +37,8 @@ from sqlalchemy.orm import Session
 
 from caredesk.accounts.models import Inbox
 from caredesk.channels.base import MEDIA_JOB, retry_after_seconds
-from caredesk.conversations.attachments import attachments_json
-from caredesk.conversations.models import Attachment, Conversation, Message
-from caredesk.conversations.serialize import message_json
-from caredesk.platform.events import record_event
+from caredesk.conversations.actions import emit_message_updated
+from caredesk.conversations.models import Attachment, Message
 from caredesk.platform.jobs import JobContext, RetryLater
 from caredesk.platform.storage import ALLOWED_TYPES
 
@@ -335,18 +333,6 @@ def _update_item(session: Session, m: Message, source: str, change: dict[str, An
     return False
 
 
-def _emit(session: Session, m: Message) -> None:
-    conv = session.get(Conversation, m.conversation_id)
-    record_event(
-        session,
-        m.account_id,
-        "message.updated",
-        {**message_json(m), "attachments": attachments_json(session, [m.id]).get(m.id, [])},
-        conversation_id=m.conversation_id,
-        contact_id=conv.contact_id if conv else None,
-    )
-
-
 def _attach(
     session: Session, message_id: int, source: str, filename: str, ctype: str, size: int, key: str
 ) -> bool:
@@ -373,7 +359,7 @@ def _attach(
         source,
         {"status": "stored", "attachment_id": a.id, "error": None, "retryable": None},
     )
-    _emit(session, m)
+    emit_message_updated(session, m)
     return True
 
 
@@ -391,7 +377,7 @@ def _mark_failed(session: Session, message_id: int, failures: list[tuple[str, st
             {"status": "failed", "error": reason[:500], "retryable": True if retryable else None},
         )
     if changed:
-        _emit(session, m)
+        emit_message_updated(session, m)
 
 
 def limits_of(services: Any) -> MediaLimits:

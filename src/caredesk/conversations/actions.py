@@ -354,13 +354,19 @@ def mark_delivery(
     if error is not None:
         m.error = error[:2000]
     session.flush()
+    emit_message_updated(session, m)
+    return m
+
+
+def emit_message_updated(session: Session, m: Message) -> None:
+    """The `message.updated` event for a changed message (status, attachments, ...), with its attachments,
+    so that open screens show the change."""
     conv = session.get(Conversation, m.conversation_id)
     record_event(
         session,
-        account_id,
+        m.account_id,
         "message.updated",
         {**message_json(m), "attachments": attachments_json(session, [m.id]).get(m.id, [])},
         conversation_id=m.conversation_id,
         contact_id=conv.contact_id if conv else None,
     )
-    return m

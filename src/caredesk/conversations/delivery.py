@@ -16,14 +16,12 @@ from sqlalchemy.orm import Session
 from caredesk.accounts.actors import Actor
 from caredesk.accounts.models import Inbox
 from caredesk.contacts.models import Contact, Identity
-from caredesk.conversations.actions import get_conversation, mark_delivery
-from caredesk.conversations.attachments import attachments_json, link_token
+from caredesk.conversations.actions import emit_message_updated, get_conversation, mark_delivery
+from caredesk.conversations.attachments import link_token
 from caredesk.conversations.models import Attachment, Conversation, Message
-from caredesk.conversations.serialize import message_json
 from caredesk.platform import jobs
 from caredesk.platform.audit import audit
 from caredesk.platform.errors import Conflict, NotFound
-from caredesk.platform.events import record_event
 from caredesk.platform.jobs import JobContext, PermanentFailure, RetryLater
 from caredesk.platform.security import new_token
 
@@ -184,15 +182,7 @@ def _requeue(session: Session, m: Message) -> None:
     m.status = "queued"
     m.error = None
     session.flush()
-    conv = session.get(Conversation, m.conversation_id)
-    record_event(
-        session,
-        m.account_id,
-        "message.updated",
-        {**message_json(m), "attachments": attachments_json(session, [m.id]).get(m.id, [])},
-        conversation_id=m.conversation_id,
-        contact_id=conv.contact_id if conv else None,
-    )
+    emit_message_updated(session, m)
 
 
 def retry_message(session: Session, actor: Actor, conversation_id: int, message_id: int) -> Message:
